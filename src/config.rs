@@ -1,0 +1,387 @@
+//! Typed, layered configuration: built-in defaults, then an optional TOML
+//! file, then environment variables.
+//!
+//! | source | example |
+//! |---|---|
+//! | defaults | `Settings::default()` |
+//! | file | `session-manager.toml` in the working directory, or `--config FILE` / `SESSION_MANAGER_CONFIG` |
+//! | environment | `SESSION_MANAGER_SERVER__BIND=0.0.0.0:8080` (sections split by `__`), and `DATABASE_URL` |
+//!
+//! Every section rejects unknown keys so that a typo is an error at start-up
+//! rather than a silently ignored setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The file read when no `--config` is given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "session-manager.toml";
+
+/// The database used when nothing is configured: an SQLite file in the
+/// working directory, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://session-manager.db?mode=rwc";
+
+/// Everything the server can be configured with.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP listener and transport limits.
+    pub server: ServerSettings,
+    /// Database connection.
+    pub database: DatabaseSettings,
+    /// GraphQL execution limits and paging.
+    pub graphql: GraphqlSettings,
+    /// Log output.
+    pub telemetry: TelemetrySettings,
+    /// The `SessionSecurityOptions` of the settings document: the level below
+    /// the `system_settings` row and above the hard-coded defaults.
+    pub session_security: SessionSecurityOptions,
+    /// Limits on uploaded content metadata.
+    pub content: ContentSettings,
+}
+
+/// HTTP listener and transport limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on; port 0 picks a free port. Default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// Seconds an HTTP request may take before it is answered with 408. Default 30.
+    pub request_timeout_secs: u64,
+    /// Milliseconds a WebSocket client has to send `connection_init`. Default 10000.
+    pub ws_connection_init_timeout_ms: u64,
+    /// Seconds between keep-alive messages on legacy `graphql-ws` connections. Default 15.
+    pub ws_keep_alive_secs: u64,
+    /// Largest accepted request body, in bytes. Default 1 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_secs: 30,
+            ws_connection_init_timeout_ms: 10_000,
+            ws_keep_alive_secs: 15,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// The HTTP request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+/// Database connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://FILE?mode=rwc` or `postgres://USER@HOST:PORT/DB`. Also read
+    /// from `DATABASE_URL`. Secret: it may carry a password. Default: an
+    /// SQLite file `session-manager.db` in the working directory.
+    pub url: SecretString,
+    /// Largest number of pooled connections (PostgreSQL). Default 10.
+    pub max_connections: u32,
+    /// Seconds to wait for a connection from the pool. Default 10.
+    pub acquire_timeout_secs: u64,
+    /// Run pending migrations at start-up (under a lock). Default true.
+    pub migrate_on_start: bool,
+    /// Log every SQL statement at debug level. Default false.
+    pub log_statements: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from(DEFAULT_DATABASE_URL),
+            max_connections: 10,
+            acquire_timeout_secs: 10,
+            migrate_on_start: true,
+            log_statements: false,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// Whether the URL points at PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        let url = self.url.expose_secret();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+}
+
+/// GraphQL execution limits and paging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphqlSettings {
+    /// Deepest accepted selection nesting. Default 12.
+    pub max_depth: usize,
+    /// Highest accepted query complexity. Default 2000.
+    pub max_complexity: usize,
+    /// Page size when a connection field gets no `first`. Default 20.
+    pub default_page_size: u64,
+    /// Largest accepted `first`. Default 100.
+    pub max_page_size: u64,
+    /// Answer introspection queries (GraphiQL needs them). Default true.
+    pub introspection: bool,
+}
+
+impl Default for GraphqlSettings {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 2000,
+            default_page_size: 20,
+            max_page_size: 100,
+            introspection: true,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `pretty` or `json`. Default `pretty`.
+    pub format: LogFormat,
+    /// A tracing filter; `RUST_LOG` wins when set. Default `info`.
+    pub filter: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+/// The config-file level of the session settings hierarchy
+/// (`SessionSecurityOptions` in the settings document). Unset values fall
+/// through to the hard-coded defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSecurityOptions {
+    /// Minutes of inactivity after which a login session ends (5–120).
+    pub idle_timeout_minutes: Option<i32>,
+    /// Minutes after login at which a login session ends regardless (30–1440).
+    pub absolute_timeout_minutes: Option<i32>,
+    /// Login sessions a user may hold at once (1–10).
+    pub max_concurrent_sessions: Option<i32>,
+    /// Minutes of warning before a login session expires (1–10, below the idle timeout).
+    pub session_warning_minutes: Option<i32>,
+    /// Revoke a user's other login sessions when they log in.
+    pub invalidate_all_sessions_on_login: Option<bool>,
+    /// Whether devices are shared (the shared-device values then apply).
+    pub is_shared_device_mode: Option<bool>,
+    /// Idle timeout in shared-device mode (5–120).
+    pub shared_device_idle_timeout_minutes: Option<i32>,
+    /// Absolute timeout in shared-device mode (30–1440).
+    pub shared_device_absolute_timeout_minutes: Option<i32>,
+    /// Concurrent login sessions in shared-device mode (1–10).
+    pub shared_device_max_concurrent_sessions: Option<i32>,
+    /// Always revoke other login sessions at login in shared-device mode.
+    pub shared_device_always_invalidate_all_sessions: Option<bool>,
+}
+
+/// Limits on uploaded content metadata (document 001's input validation).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContentSettings {
+    /// Largest accepted video file size, in bytes. Default 2 GiB.
+    pub max_video_file_size_bytes: i64,
+    /// Accepted video MIME types.
+    pub allowed_video_mime_types: Vec<String>,
+}
+
+impl Default for ContentSettings {
+    fn default() -> Self {
+        Self {
+            max_video_file_size_bytes: 2 * 1024 * 1024 * 1024,
+            allowed_video_mime_types: [
+                "video/mp4",
+                "video/webm",
+                "video/quicktime",
+                "video/ogg",
+                "video/x-matroska",
+                "video/mpeg",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named with `--config` does not exist.
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// A value has the wrong type, a key is unknown, or a file is malformed.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// A value is out of its allowed range.
+    #[error("invalid configuration: {0}")]
+    OutOfRange(String),
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `session-manager.toml` when present),
+    /// then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.to_owned())),
+            Some(path) => path.to_owned(),
+            None => PathBuf::from(DEFAULT_CONFIG_FILE),
+        };
+        let settings: Self = Figment::new()
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("SESSION_MANAGER_").ignore(&["config"]).split("__"))
+            .merge(Env::raw().only(&["database_url"]).map(|_| "database.url".into()))
+            .extract()
+            .map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the ranges that the types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let options = &self.session_security;
+        let ranges = [
+            ("idle_timeout_minutes", options.idle_timeout_minutes, 5, 120),
+            (
+                "absolute_timeout_minutes",
+                options.absolute_timeout_minutes,
+                30,
+                1440,
+            ),
+            ("max_concurrent_sessions", options.max_concurrent_sessions, 1, 10),
+            ("session_warning_minutes", options.session_warning_minutes, 1, 10),
+            (
+                "shared_device_idle_timeout_minutes",
+                options.shared_device_idle_timeout_minutes,
+                5,
+                120,
+            ),
+            (
+                "shared_device_absolute_timeout_minutes",
+                options.shared_device_absolute_timeout_minutes,
+                30,
+                1440,
+            ),
+            (
+                "shared_device_max_concurrent_sessions",
+                options.shared_device_max_concurrent_sessions,
+                1,
+                10,
+            ),
+        ];
+        for (name, value, min, max) in ranges {
+            if let Some(value) = value
+                && !(min..=max).contains(&value)
+            {
+                return Err(ConfigError::OutOfRange(format!(
+                    "session_security.{name} is {value}; it must be between {min} and {max}"
+                )));
+            }
+        }
+        if let (Some(idle), Some(absolute)) = (options.idle_timeout_minutes, options.absolute_timeout_minutes)
+            && idle > absolute
+        {
+            return Err(ConfigError::OutOfRange(format!(
+                "session_security.idle_timeout_minutes ({idle}) must not exceed absolute_timeout_minutes ({absolute})"
+            )));
+        }
+        if let (Some(warning), Some(idle)) = (options.session_warning_minutes, options.idle_timeout_minutes)
+            && warning >= idle
+        {
+            return Err(ConfigError::OutOfRange(format!(
+                "session_security.session_warning_minutes ({warning}) must be below idle_timeout_minutes ({idle})"
+            )));
+        }
+        if self.graphql.default_page_size == 0 || self.graphql.default_page_size > self.graphql.max_page_size
+        {
+            return Err(ConfigError::OutOfRange(format!(
+                "graphql.default_page_size ({}) must be between 1 and graphql.max_page_size ({})",
+                self.graphql.default_page_size, self.graphql.max_page_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Settings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn out_of_range_session_options_are_rejected() {
+        let mut settings = Settings::default();
+        settings.session_security.idle_timeout_minutes = Some(4);
+        let error = settings
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("idle_timeout_minutes is 4"), "{error}");
+    }
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment's Jail fixes the closure's error type")]
+    fn a_file_then_the_environment_override_the_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "custom.toml",
+                r#"
+                [server]
+                bind = "0.0.0.0:9000"
+                [session_security]
+                idle_timeout_minutes = 20
+                "#,
+            )?;
+            jail.set_env("SESSION_MANAGER_SESSION_SECURITY__IDLE_TIMEOUT_MINUTES", "25");
+            jail.set_env("DATABASE_URL", "postgres://postgres@127.0.0.1/x");
+            let settings = Settings::load(Some(Path::new("custom.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(settings.server.bind.port(), 9000);
+            assert_eq!(settings.session_security.idle_timeout_minutes, Some(25));
+            assert!(settings.database.is_postgres());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment's Jail fixes the closure's error type")]
+    fn unknown_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "[server]\nbnid = \"0.0.0.0:1\"\n")?;
+            assert!(Settings::load(Some(Path::new("typo.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,154 @@
+//! The one error type of the application and its stable client-facing codes.
+//!
+//! Resolvers return `async_graphql::Result`; every error reaches the client
+//! through [`AppError`] so that it carries `extensions.code`. Internal
+//! failures are logged here and reach the client only as a generic message.
+//!
+//! `AppError` deliberately does not implement `Display`: async-graphql
+//! converts any `Display` type into an error *without* extensions, so a bare
+//! `?` would silently drop the code. Without `Display`, the only conversion
+//! is ours.
+
+use async_graphql::ErrorExtensions;
+use sea_orm::{DbErr, SqlErr};
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug)]
+pub enum AppError {
+    /// No valid credentials were presented.
+    Unauthenticated,
+    /// The caller is known but may not do this.
+    Forbidden(String),
+    /// The row does not exist or is outside the caller's scope.
+    NotFound {
+        /// What was looked for, e.g. `session`.
+        resource: &'static str,
+    },
+    /// An argument is invalid; `field` names it.
+    BadUserInput {
+        /// The argument or input field at fault, as the client spelt it.
+        field: String,
+        /// What is wrong and what is accepted instead.
+        message: String,
+    },
+    /// The change clashes with existing data (a duplicate, a stale state).
+    Conflict(String),
+    /// Anything else: a bug or an unavailable dependency. Details go to the log only.
+    Internal(anyhow::Error),
+}
+
+impl AppError {
+    /// The stable `extensions.code` of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::BadUserInput { .. } => "BAD_USER_INPUT",
+            Self::Conflict(_) => "CONFLICT",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The message shown to the client: actionable, never internal details.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated => {
+                "authentication required: log in and send the token as `Authorization: Bearer <token>`"
+                    .to_owned()
+            }
+            Self::Forbidden(message) | Self::Conflict(message) => message.clone(),
+            Self::NotFound { resource } => format!("{resource} not found"),
+            Self::BadUserInput { field, message } => format!("{field}: {message}"),
+            Self::Internal(_) => "internal error".to_owned(),
+        }
+    }
+
+    /// Converts into an `anyhow::Error` for command-line output, keeping the
+    /// internal cause (the operator may see it; a client never does).
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            Self::Internal(source) => source,
+            other => anyhow::anyhow!(other.message()),
+        }
+    }
+
+    /// A `BAD_USER_INPUT` error for `field`.
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadUserInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Wraps an unexpected failure.
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(error: DbErr) -> Self {
+        match error.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                Self::Conflict("a record with the same unique values already exists".to_owned())
+            }
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                Self::Conflict("a referenced record does not exist or is still referenced".to_owned())
+            }
+            _ => Self::Internal(error.into()),
+        }
+    }
+}
+
+impl ErrorExtensions for AppError {
+    fn extend(&self) -> async_graphql::Error {
+        if let Self::Internal(source) = self {
+            tracing::error!(error = ?source, "internal error");
+        }
+        async_graphql::Error::new(self.message()).extend_with(|_, extensions| {
+            extensions.set("code", self.code());
+            if let Self::BadUserInput { field, .. } = self {
+                extensions.set("field", field.as_str());
+            }
+        })
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(error: AppError) -> Self {
+        error.extend()
+    }
+}
+
+/// The result type of services.
+pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_details() {
+        let error = AppError::internal(anyhow::anyhow!("relation \"x\" does not exist")).extend();
+        assert_eq!(error.message, "internal error");
+        let code = error
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code"))
+            .cloned();
+        assert_eq!(code, Some(async_graphql::Value::from("INTERNAL")));
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        let error = AppError::bad_input("name", "must not be empty").extend();
+        assert_eq!(error.message, "name: must not be empty");
+        let field = error
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("field"))
+            .cloned();
+        assert_eq!(field, Some(async_graphql::Value::from("name")));
+    }
+}

@@ -1,0 +1,101 @@
+//! The GraphQL schema: per-domain objects merged into one root.
+
+pub mod loaders;
+pub mod sessions;
+pub mod tenancy;
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use async_graphql::extensions::Tracing;
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::error::AppError;
+use loaders::{DbLoader, Loaders};
+
+/// The root query: every domain's queries merged.
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(tenancy::TenancyQuery, sessions::SessionsQuery);
+
+/// The root mutation: every domain's mutations merged.
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(tenancy::TenancyMutation);
+
+/// The root subscription.
+pub type SubscriptionRoot = EmptySubscription;
+
+/// The executable schema.
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// The long-lived handles every resolver may use (schema-level data).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+    /// The application's clock.
+    pub clock: SharedClock,
+    /// The loaded configuration.
+    pub settings: Arc<Settings>,
+}
+
+/// Builds the schema with its limits and long-lived data.
+pub fn build_schema(state: AppState) -> AppSchema {
+    let graphql = &state.settings.graphql;
+    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+        .limit_depth(graphql.max_depth)
+        .limit_complexity(graphql.max_complexity)
+        .extension(Tracing);
+    if !graphql.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.data(state).finish()
+}
+
+/// The schema's SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+        .finish()
+        .sdl()
+}
+
+/// Typed access to the data every resolver needs.
+pub trait ContextExt {
+    /// The application state.
+    fn state(&self) -> Result<&AppState, AppError>;
+    /// The request's batching loaders.
+    fn loaders(&self) -> Result<&Loaders, AppError>;
+    /// Loads one value through the request's loaders.
+    fn load_one<K>(
+        &self,
+        key: K,
+    ) -> impl Future<Output = Result<Option<<DbLoader as Loader<K>>::Value>, AppError>> + Send
+    where
+        K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+        DbLoader: Loader<K, Error = Arc<DbErr>>;
+}
+
+impl ContextExt for Context<'_> {
+    fn state(&self) -> Result<&AppState, AppError> {
+        self.data::<AppState>()
+            .map_err(|_| AppError::internal(anyhow::anyhow!("application state missing from schema data")))
+    }
+
+    fn loaders(&self) -> Result<&Loaders, AppError> {
+        self.data::<Loaders>()
+            .map_err(|_| AppError::internal(anyhow::anyhow!("loaders missing from request data")))
+    }
+
+    async fn load_one<K>(&self, key: K) -> Result<Option<<DbLoader as Loader<K>>::Value>, AppError>
+    where
+        K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+        DbLoader: Loader<K, Error = Arc<DbErr>>,
+    {
+        self.loaders()?
+            .load_one(key)
+            .await
+            .map_err(|error| AppError::internal(anyhow::anyhow!("batched load failed: {error}")))
+    }
+}

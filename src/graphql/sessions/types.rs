@@ -1,0 +1,217 @@
+//! GraphQL views of sessions, configs, modules and videos.
+
+use async_graphql::{Enum, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{module, session, session_config, video};
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::graphql::ContextExt;
+use crate::graphql::loaders::{ConfigOfSession, ModulesOfSession, TenantById, UserById, VideosOfModule};
+use crate::graphql::tenancy::{Tenant, User};
+
+/// Where a session is in its lifecycle. Only `ACTIVE` sessions are enforced.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Running: its lock profile is enforced.
+    Active,
+    /// Ended by the guardian or the user.
+    Ended,
+    /// Past its end time.
+    Expired,
+    /// Cancelled by an administrator.
+    Revoked,
+}
+
+impl From<session::SessionStatus> for SessionStatus {
+    fn from(status: session::SessionStatus) -> Self {
+        match status {
+            session::SessionStatus::Active => Self::Active,
+            session::SessionStatus::Ended => Self::Ended,
+            session::SessionStatus::Expired => Self::Expired,
+            session::SessionStatus::Revoked => Self::Revoked,
+        }
+    }
+}
+
+/// A guardian–user session: an enforcement period with ordered content.
+pub struct Session(pub session::Model);
+
+#[Object]
+impl Session {
+    /// Identifier.
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Kind of flow, `Linear Flow` by default.
+    async fn session_type(&self) -> &str {
+        &self.0.session_type
+    }
+    /// Lifecycle state.
+    async fn status(&self) -> SessionStatus {
+        self.0.status.into()
+    }
+    /// When the session started.
+    async fn start_time(&self) -> DateTime<Utc> {
+        self.0.start_time
+    }
+    /// When the session ends or ended, if set.
+    async fn end_time(&self) -> Option<DateTime<Utc>> {
+        self.0.end_time
+    }
+    /// When the row was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the row last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The tenant the session belongs to.
+    async fn tenant(&self, ctx: &async_graphql::Context<'_>) -> Result<Tenant> {
+        ctx.load_one(TenantById(self.0.tenant_id))
+            .await?
+            .map(Tenant)
+            .ok_or_else(|| AppError::NotFound { resource: "tenant" }.into())
+    }
+    /// The supervised user.
+    async fn user(&self, ctx: &async_graphql::Context<'_>) -> Result<User> {
+        ctx.load_one(UserById(self.0.user_id))
+            .await?
+            .map(User)
+            .ok_or_else(|| AppError::NotFound { resource: "user" }.into())
+    }
+    /// The supervising guardian, if any.
+    async fn guardian(&self, ctx: &async_graphql::Context<'_>) -> Result<Option<User>> {
+        let Some(guardian_id) = self.0.guardian_id else {
+            return Ok(None);
+        };
+        Ok(ctx.load_one(UserById(guardian_id)).await?.map(User))
+    }
+    /// Session-specific rules, if any.
+    async fn config(&self, ctx: &async_graphql::Context<'_>) -> Result<Option<SessionConfig>> {
+        Ok(ctx.load_one(ConfigOfSession(self.0.id)).await?.map(SessionConfig))
+    }
+    /// Content modules in order.
+    async fn modules(&self, ctx: &async_graphql::Context<'_>) -> Result<Vec<Module>> {
+        Ok(ctx
+            .load_one(ModulesOfSession(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Module)
+            .collect())
+    }
+}
+
+/// Apps locked and allowed during a session.
+#[derive(SimpleObject, Debug, Default, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LockProfile {
+    /// App ids blocked while the session is active.
+    pub locked_apps: Vec<String>,
+    /// App ids always allowed.
+    pub whitelist: Vec<String>,
+}
+
+/// Per-session rules: label, lock profile, unlock notification.
+pub struct SessionConfig(pub session_config::Model);
+
+#[Object]
+impl SessionConfig {
+    /// Short label, e.g. "study mode".
+    async fn label(&self) -> Option<&str> {
+        self.0.label.as_deref()
+    }
+    /// Locked and whitelisted apps, if set.
+    async fn lock_profile(&self) -> Option<LockProfile> {
+        self.0
+            .lock_profile
+            .as_ref()
+            .and_then(|json| serde_json::from_value(json.clone()).ok())
+    }
+    /// Whether the guardian is told when the session is unlocked early.
+    async fn notify_on_unlock(&self) -> bool {
+        self.0.notify_on_unlock
+    }
+    /// Message sent with the unlock notification.
+    async fn custom_message(&self) -> Option<&str> {
+        self.0.custom_message.as_deref()
+    }
+}
+
+/// An ordered block of content within a session.
+pub struct Module(pub module::Model);
+
+#[Object]
+impl Module {
+    /// Identifier.
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Position within the session, from 0.
+    async fn order_index(&self) -> i32 {
+        self.0.order_index
+    }
+    /// When the row was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the row last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The module's videos, oldest first.
+    async fn videos(&self, ctx: &async_graphql::Context<'_>) -> Result<Vec<Video>> {
+        Ok(ctx
+            .load_one(VideosOfModule(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Video)
+            .collect())
+    }
+}
+
+/// A video file of a module.
+pub struct Video(pub video::Model);
+
+#[Object]
+impl Video {
+    /// Identifier.
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    /// File name as uploaded.
+    async fn file_name(&self) -> &str {
+        &self.0.file_name
+    }
+    /// Where the file is served from.
+    async fn file_url(&self) -> &str {
+        &self.0.file_url
+    }
+    /// Size in bytes.
+    async fn file_size(&self) -> i64 {
+        self.0.file_size
+    }
+    /// MIME type, e.g. `video/mp4`.
+    async fn mime_type(&self) -> &str {
+        &self.0.mime_type
+    }
+    /// When the row was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the row last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}

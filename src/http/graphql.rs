@@ -1,0 +1,268 @@
+//! GraphQL over HTTP, following the GraphQL-over-HTTP specification:
+//! `Accept` negotiation between `application/graphql-response+json` and
+//! `application/json`, 400 for request errors under the former, and 405 for
+//! a mutation sent with GET.
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Request, Response};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use serde_json::json;
+use tracing::Span;
+
+use super::HttpState;
+use crate::graphql::loaders::loaders;
+
+/// `application/graphql-response+json`.
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+/// `application/json`.
+pub const APPLICATION_JSON: &str = "application/json";
+
+/// The media type of the response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseMedia {
+    /// `application/graphql-response+json`: status codes tell request errors apart.
+    GraphqlResponse,
+    /// `application/json`: the legacy type, always 200 for a well-formed request.
+    Json,
+}
+
+impl ResponseMedia {
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        }
+    }
+
+    /// Picks the media type from the `Accept` header; `None` when the client
+    /// accepts neither. No header at all means `application/json`, as the
+    /// specification asks during its transition period.
+    pub fn negotiate(headers: &HeaderMap) -> Option<Self> {
+        let values: Vec<&str> = headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        if values.is_empty() {
+            return Some(Self::Json);
+        }
+        let mut best: Option<(f32, u8, Self)> = None;
+        for range in values.iter().flat_map(|value| value.split(',')) {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let quality = parts
+                .filter_map(|param| param.strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            // Among equal qualities the explicit new type wins, then the
+            // explicit legacy type, then a wildcard (answered as legacy JSON).
+            let candidate = match media.as_str() {
+                GRAPHQL_RESPONSE_JSON => (3, Self::GraphqlResponse),
+                APPLICATION_JSON => (2, Self::Json),
+                "application/*" | "*/*" => (1, Self::Json),
+                _ => continue,
+            };
+            if quality <= 0.0 {
+                continue;
+            }
+            let better = best.is_none_or(|(best_q, best_rank, _)| {
+                quality > best_q || (quality == best_q && candidate.0 > best_rank)
+            });
+            if better {
+                best = Some((quality, candidate.0, candidate.1));
+            }
+        }
+        best.map(|(_, _, media)| media)
+    }
+}
+
+/// `GET /graphql`: queries only.
+pub async fn get_handler(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> HttpResponse {
+    let Some(media) = ResponseMedia::negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or_default()) {
+        Ok(request) if !request.query.is_empty() => request,
+        Ok(_) => return bad_request(media, "the `query` parameter is required"),
+        Err(error) => return bad_request(media, &format!("invalid query string: {error}")),
+    };
+    if is_mutation(&request) {
+        let mut response = error_body(
+            StatusCode::METHOD_NOT_ALLOWED,
+            media,
+            "mutations are only accepted with POST",
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(state, media, BatchRequest::Single(request)).await
+}
+
+/// `POST /graphql`: a JSON body with `query`, `variables`, `operationName`
+/// and `extensions`, or a batch (an array of them).
+pub async fn post_handler(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> HttpResponse {
+    let Some(media) = ResponseMedia::negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case(APPLICATION_JSON));
+    if !is_json {
+        return error_body(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            "send the request body as application/json",
+        );
+    }
+    let request = match serde_json::from_slice::<BatchRequest>(&body) {
+        Ok(request) => request,
+        Err(error) => return bad_request(media, &format!("the body is not a GraphQL request: {error}")),
+    };
+    execute(state, media, request).await
+}
+
+async fn execute(state: HttpState, media: ResponseMedia, request: BatchRequest) -> HttpResponse {
+    let db = state.app.db.clone();
+    let (status, body) = match request {
+        BatchRequest::Single(request) => {
+            if let Some(operation) = &request.operation_name {
+                Span::current().record("operation", operation.as_str());
+            }
+            let response = state.schema.execute(request.data(loaders(db))).await;
+            let request_error = is_request_error(&response);
+            let status = if request_error && media == ResponseMedia::GraphqlResponse {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            (status, response_json(&response, request_error))
+        }
+        BatchRequest::Batch(requests) => {
+            let requests = requests
+                .into_iter()
+                .map(|request| request.data(loaders(db.clone())))
+                .collect();
+            let BatchResponse::Batch(responses) =
+                state.schema.execute_batch(BatchRequest::Batch(requests)).await
+            else {
+                return error_body(StatusCode::INTERNAL_SERVER_ERROR, media, "internal error");
+            };
+            let bodies = responses
+                .iter()
+                .map(|response| response_json(response, is_request_error(response)))
+                .collect();
+            (StatusCode::OK, serde_json::Value::Array(bodies))
+        }
+    };
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A request error (a document that does not parse or validate, an unknown
+/// operation) stops execution before it starts: no data, and no error has a
+/// path.
+fn is_request_error(response: &Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
+}
+
+/// The response body; request errors carry no `data` entry, as the
+/// specification asks.
+fn response_json(response: &Response, request_error: bool) -> serde_json::Value {
+    let mut body = serde_json::to_value(response)
+        .unwrap_or_else(|_| json!({ "errors": [{ "message": "internal error" }] }));
+    if request_error && let Some(object) = body.as_object_mut() {
+        object.remove("data");
+    }
+    body
+}
+
+fn is_mutation(request: &Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        // Parse errors are reported by the executor in the usual format.
+        return false;
+    };
+    let operation = match &request.operation_name {
+        Some(name) => document
+            .operations
+            .iter()
+            .find(|(operation_name, _)| operation_name.is_some_and(|n| n.as_str() == name))
+            .map(|(_, operation)| operation),
+        None => document.operations.iter().next().map(|(_, operation)| operation),
+    };
+    operation.is_some_and(|operation| operation.node.ty == OperationType::Mutation)
+}
+
+fn bad_request(media: ResponseMedia, message: &str) -> HttpResponse {
+    error_body(StatusCode::BAD_REQUEST, media, message)
+}
+
+fn not_acceptable() -> HttpResponse {
+    error_body(
+        StatusCode::NOT_ACCEPTABLE,
+        ResponseMedia::Json,
+        "accept application/graphql-response+json or application/json",
+    )
+}
+
+fn error_body(status: StatusCode, media: ResponseMedia, message: &str) -> HttpResponse {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_REQUEST" } }] });
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(ACCEPT, value);
+        }
+        headers
+    }
+
+    #[test]
+    fn accept_negotiation_prefers_the_explicit_graphql_response_type() {
+        assert_eq!(
+            ResponseMedia::negotiate(&HeaderMap::new()),
+            Some(ResponseMedia::Json)
+        );
+        assert_eq!(
+            ResponseMedia::negotiate(&accept("*/*")),
+            Some(ResponseMedia::Json)
+        );
+        assert_eq!(
+            ResponseMedia::negotiate(&accept("application/json, application/graphql-response+json")),
+            Some(ResponseMedia::GraphqlResponse)
+        );
+        assert_eq!(
+            ResponseMedia::negotiate(&accept(
+                "application/graphql-response+json;q=0.5, application/json"
+            )),
+            Some(ResponseMedia::Json)
+        );
+        assert_eq!(ResponseMedia::negotiate(&accept("text/html")), None);
+        assert_eq!(ResponseMedia::negotiate(&accept("application/json;q=0")), None);
+    }
+}

@@ -1,0 +1,83 @@
+//! HTTP routes: GraphiQL at `/`, GraphQL at `/graphql`, subscriptions at
+//! `/graphql/ws`, and health checks.
+
+pub mod graphiql;
+pub mod graphql;
+pub mod health;
+pub mod subscriptions;
+pub mod ws;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::routing::get;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::graphql::{AppSchema, AppState};
+
+/// Header carrying the request id, generated when the client sends none.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The executable schema.
+    pub schema: AppSchema,
+    /// Long-lived handles (database, clock, settings).
+    pub app: AppState,
+}
+
+/// Builds the whole router.
+pub fn router(state: HttpState) -> Router {
+    let server = &state.app.settings.server;
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let timeout = server.request_timeout();
+    let body_limit = server.max_body_bytes;
+    Router::new()
+        .route("/graphql", get(graphql::get_handler).post(graphql::post_handler))
+        .route("/graphql/ws", get(subscriptions::handler))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .merge(graphiql::router())
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CompressionLayer::new())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get(REQUEST_ID_HEADER)
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "request",
+                        request_id,
+                        method = %request.method(),
+                        path = request.uri().path(),
+                        operation = tracing::field::Empty,
+                    )
+                })
+                .on_response(
+                    |response: &axum::response::Response, latency: Duration, _span: &Span| {
+                        tracing::info!(
+                            status = response.status().as_u16(),
+                            duration_ms = latency.as_secs_f64() * 1000.0,
+                            "request finished"
+                        );
+                    },
+                ),
+        )
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

@@ -1,0 +1,19 @@
+//! session-manager: a multi-tenant session management GraphQL API server.
+//!
+//! The binary (`src/main.rs`) is a thin shell over this library so that the
+//! integration tests build and drive exactly the application that ships.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod seed;
+pub mod services;
+pub mod startup;
+pub mod telemetry;
+
+pub use error::AppError;
+pub use startup::Application;

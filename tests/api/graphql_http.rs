@@ -1,0 +1,195 @@
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestApp, error_code};
+
+const QUERY: &str = "query Tenants { tenants { id name } }";
+
+async fn a_post_query_answers_with_the_negotiated_media_type(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (accept, expected) in [
+        (
+            "application/graphql-response+json",
+            "application/graphql-response+json",
+        ),
+        ("application/json", "application/json"),
+        ("*/*", "application/json"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/graphql"))
+            .header("accept", accept)
+            .json(&json!({ "query": QUERY }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with(expected), "{accept} → {content_type}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["data"]["tenants"], json!([]));
+    }
+}
+
+async fn an_invalid_document_is_400_under_graphql_response_json_and_200_under_json(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (accept, status) in [
+        ("application/graphql-response+json", StatusCode::BAD_REQUEST),
+        ("application/json", StatusCode::OK),
+    ] {
+        for document in ["{ tenants { id ", "{ noSuchField }"] {
+            let response = app
+                .client
+                .post(app.url("/graphql"))
+                .header("accept", accept)
+                .json(&json!({ "query": document }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{accept}: {document}");
+            let body: Value = response.json().await.unwrap();
+            assert!(body["errors"][0]["message"].is_string(), "{body}");
+            if status == StatusCode::BAD_REQUEST {
+                assert!(
+                    body.get("data").is_none(),
+                    "a request error has no data entry: {body}"
+                );
+            }
+        }
+    }
+}
+
+async fn a_query_over_get_is_answered(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", QUERY), ("operationName", "Tenants")])
+        .header("accept", "application/graphql-response+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["tenants"], json!([]));
+}
+
+async fn a_mutation_over_get_is_refused_with_405(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[(
+            "query",
+            "mutation { createTenant(input: { name: \"x\" }) { id } }",
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "POST");
+    let (_, body) = app.post_graphql("{ tenants { id } }", json!({})).await;
+    assert_eq!(body["data"]["tenants"], json!([]), "nothing was created");
+}
+
+async fn malformed_requests_are_rejected_with_clear_statuses(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let not_json = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body("{ not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
+    let wrong_type = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "text/plain")
+        .body(QUERY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let not_acceptable = app
+        .client
+        .post(app.url("/graphql"))
+        .header("accept", "text/html")
+        .json(&json!({ "query": QUERY }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_acceptable.status(), StatusCode::NOT_ACCEPTABLE);
+    let no_query = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(no_query.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn bad_input_carries_a_code_and_the_field(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let error = app
+        .graphql_error(
+            "mutation($name: String!) { createTenant(input: { name: $name }) { id } }",
+            json!({ "name": "   " }),
+        )
+        .await;
+    assert_eq!(error_code(&error), "BAD_USER_INPUT");
+    assert_eq!(error["extensions"]["field"], "name");
+    let long = "x".repeat(256);
+    let error = app
+        .graphql_error(
+            "mutation($name: String!) { createTenant(input: { name: $name }) { id } }",
+            json!({ "name": long }),
+        )
+        .await;
+    assert_eq!(error_code(&error), "BAD_USER_INPUT");
+}
+
+async fn an_unknown_id_is_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let error = app
+        .graphql_error(
+            "query($id: UUID!) { session(id: $id) { id } }",
+            json!({ "id": uuid::Uuid::nil() }),
+        )
+        .await;
+    assert_eq!(error_code(&error), "NOT_FOUND");
+}
+
+async fn a_batch_of_requests_is_answered_in_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!([{ "query": "{ tenants { id } }" }, { "query": "{ __typename }" }]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body[1]["data"]["__typename"], "QueryRoot");
+}
+
+async fn overly_deep_queries_are_refused(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |settings| settings.graphql.max_depth = 3).await;
+    let (status, body) = app
+        .post_graphql(
+            "{ sessions { edges { node { modules { videos { id } } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+backend_tests!(
+    a_post_query_answers_with_the_negotiated_media_type,
+    an_invalid_document_is_400_under_graphql_response_json_and_200_under_json,
+    a_query_over_get_is_answered,
+    a_mutation_over_get_is_refused_with_405,
+    malformed_requests_are_rejected_with_clear_statuses,
+    bad_input_carries_a_code_and_the_field,
+    an_unknown_id_is_not_found,
+    a_batch_of_requests_is_answered_in_order,
+    overly_deep_queries_are_refused,
+);

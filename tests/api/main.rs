@@ -1,0 +1,16 @@
+//! The integration tests: every test spawns the real application on a fresh
+//! database, once on SQLite and, when `TEST_POSTGRES_URL` is set, once on
+//! PostgreSQL.
+
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![expect(clippy::print_stderr, reason = "tests say when the PostgreSQL half is skipped")]
+
+mod helpers;
+
+mod cli;
+mod graphql_http;
+mod health;
+mod migrations;
+mod schema;
+mod sessions;
+mod websocket;

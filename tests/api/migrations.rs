@@ -1,0 +1,191 @@
+use chrono::Utc;
+use entity::{module, session, session_config, system_settings, video};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
+};
+use session_manager::seed::seed_demo;
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestDatabase};
+
+async fn migrations_go_down_and_up_again(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    let applied = Migrator::get_applied_migrations(&db).await.unwrap().len();
+    assert_eq!(applied, Migrator::migrations().len());
+    Migrator::down(&db, None).await.unwrap();
+    assert!(Migrator::get_applied_migrations(&db).await.unwrap().is_empty());
+    assert!(
+        session::Entity::find().count(&db).await.is_err(),
+        "tables are gone"
+    );
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 0);
+    let settings = system_settings::Entity::find().all(&db).await.unwrap();
+    assert_eq!(settings.len(), 1, "the singleton row is created by the migration");
+    assert_eq!(settings[0].id, 1);
+    assert_eq!(settings[0].default_idle_timeout_minutes, None);
+    seed_demo(&db).await.unwrap();
+}
+
+/// Several instances starting at once on one PostgreSQL database take turns
+/// (an advisory lock); SQLite is a single-process embedded database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_migrating_one_postgres_database_at_once_do_not_collide() {
+    let Some(backend) = Backend::postgres() else {
+        eprintln!("TEST_POSTGRES_URL is not set: skipped");
+        return;
+    };
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    Migrator::down(&db, None).await.unwrap();
+    let (a, b) = (database.connect().await, database.connect().await);
+    let (first, second) = tokio::join!(session_manager::db::migrate(&a), session_manager::db::migrate(&b));
+    first.unwrap();
+    second.unwrap();
+    assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 0);
+}
+
+async fn a_duplicate_module_position_is_rejected(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    seed_demo(&db).await.unwrap();
+    let existing = module::Entity::find().one(&db).await.unwrap().unwrap();
+    let duplicate = module::ActiveModel {
+        session_id: Set(existing.session_id),
+        name: Set("Twin".to_owned()),
+        order_index: Set(existing.order_index),
+        ..Default::default()
+    };
+    assert!(duplicate.insert(&db).await.is_err());
+    let negative = module::ActiveModel {
+        session_id: Set(existing.session_id),
+        name: Set("Negative".to_owned()),
+        order_index: Set(-1),
+        ..Default::default()
+    };
+    assert!(negative.insert(&db).await.is_err());
+}
+
+async fn an_unknown_status_is_rejected(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    seed_demo(&db).await.unwrap();
+    let result = db
+        .execute_unprepared("UPDATE sessions SET status = 'paused'")
+        .await;
+    assert!(result.is_err(), "the status CHECK holds");
+}
+
+async fn a_second_system_settings_row_is_rejected(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    for id in [1, 2] {
+        let row = system_settings::ActiveModel {
+            id: Set(id),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        assert!(row.insert(&db).await.is_err(), "row {id} must be rejected");
+    }
+    assert_eq!(system_settings::Entity::find().count(&db).await.unwrap(), 1);
+}
+
+async fn out_of_range_settings_are_rejected(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    for (column, value) in [
+        ("default_idle_timeout_minutes", 4),
+        ("default_idle_timeout_minutes", 121),
+        ("default_absolute_timeout_minutes", 29),
+        ("default_max_concurrent_sessions", 11),
+        ("session_warning_minutes", 0),
+    ] {
+        let result = db
+            .execute_unprepared(&format!(
+                "UPDATE system_settings SET {column} = {value} WHERE id = 1"
+            ))
+            .await;
+        assert!(result.is_err(), "{column} = {value} must be rejected");
+    }
+    db.execute_unprepared("UPDATE system_settings SET default_idle_timeout_minutes = 5 WHERE id = 1")
+        .await
+        .unwrap();
+}
+
+async fn a_dangling_foreign_key_is_rejected(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    let orphan = module::ActiveModel {
+        session_id: Set(uuid::Uuid::now_v7()),
+        name: Set("Orphan".to_owned()),
+        order_index: Set(0),
+        ..Default::default()
+    };
+    assert!(orphan.insert(&db).await.is_err());
+}
+
+async fn deleting_a_session_cascades_to_its_content(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    seed_demo(&db).await.unwrap();
+    let target = session::Entity::find().one(&db).await.unwrap().unwrap();
+    let modules: Vec<uuid::Uuid> = module::Entity::find()
+        .filter(module::Column::SessionId.eq(target.id))
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|module| module.id)
+        .collect();
+    assert_eq!(modules.len(), 3);
+    session::Entity::delete_by_id(target.id).exec(&db).await.unwrap();
+    assert_eq!(
+        module::Entity::find()
+            .filter(module::Column::SessionId.eq(target.id))
+            .count(&db)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        video::Entity::find()
+            .filter(video::Column::ModuleId.is_in(modules))
+            .count(&db)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        session_config::Entity::find_by_id(target.id)
+            .one(&db)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn timestamps_are_set_on_insert_and_moved_on_update(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    seed_demo(&db).await.unwrap();
+    let before = session::Entity::find().one(&db).await.unwrap().unwrap();
+    assert!(before.updated_at >= before.created_at);
+    let mut change: session::ActiveModel = before.clone().into();
+    change.name = Set("Renamed".to_owned());
+    let after = change.update(&db).await.unwrap();
+    assert_eq!(after.created_at, before.created_at);
+    assert!(after.updated_at > before.updated_at);
+}
+
+backend_tests!(
+    migrations_go_down_and_up_again,
+    a_duplicate_module_position_is_rejected,
+    an_unknown_status_is_rejected,
+    a_second_system_settings_row_is_rejected,
+    out_of_range_settings_are_rejected,
+    a_dangling_foreign_key_is_rejected,
+    deleting_a_session_cascades_to_its_content,
+    timestamps_are_set_on_insert_and_moved_on_update,
+);
