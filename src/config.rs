@@ -353,7 +353,10 @@ mod tests {
     }
 
     #[test]
-    #[expect(clippy::result_large_err, reason = "figment's Jail fixes the closure's error type")]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
     fn a_file_then_the_environment_override_the_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
@@ -376,7 +379,10 @@ mod tests {
     }
 
     #[test]
-    #[expect(clippy::result_large_err, reason = "figment's Jail fixes the closure's error type")]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
     fn unknown_keys_are_rejected() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("typo.toml", "[server]\nbnid = \"0.0.0.0:1\"\n")?;

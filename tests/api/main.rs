@@ -3,7 +3,10 @@
 //! PostgreSQL.
 
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
-#![expect(clippy::print_stderr, reason = "tests say when the PostgreSQL half is skipped")]
+#![expect(
+    clippy::print_stderr,
+    reason = "tests say when the PostgreSQL half is skipped"
+)]
 
 mod helpers;
 
