@@ -38,6 +38,8 @@ pub struct Settings {
     pub graphql: GraphqlSettings,
     /// Log output.
     pub telemetry: TelemetrySettings,
+    /// Tokens, and the credentials of other services.
+    pub auth: AuthSettings,
     /// The `SessionSecurityOptions` of the settings document: the level below
     /// the `system_settings` row and above the hard-coded defaults.
     pub session_security: SessionSecurityOptions,
@@ -59,6 +61,9 @@ pub struct ServerSettings {
     pub ws_keep_alive_secs: u64,
     /// Largest accepted request body, in bytes. Default 1 MiB.
     pub max_body_bytes: usize,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy
+    /// that sets it). Default false.
+    pub trust_forwarded_headers: bool,
 }
 
 impl Default for ServerSettings {
@@ -69,6 +74,7 @@ impl Default for ServerSettings {
             ws_connection_init_timeout_ms: 10_000,
             ws_keep_alive_secs: 15,
             max_body_bytes: 1024 * 1024,
+            trust_forwarded_headers: false,
         }
     }
 }
@@ -144,6 +150,45 @@ impl Default for GraphqlSettings {
             introspection: true,
         }
     }
+}
+
+/// Tokens, and the credentials of other services.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HMAC key signing login tokens (at least 32 characters). Every instance
+    /// of a deployment needs the same one. When unset, a random key is made
+    /// at start-up: tokens then die with the process (fine for trying it out).
+    pub token_secret: Option<SecretString>,
+    /// Lifetime of a login token in minutes; the login session's absolute
+    /// timeout can end it sooner. Default 1440 (a day).
+    pub token_ttl_minutes: i64,
+    /// `last_seen_at` of a login session is written at most this often. Default 60.
+    pub last_seen_resolution_secs: i64,
+    /// Credentials of other services (lock manager, notification service),
+    /// which may only ask whether a session is active and read its config.
+    pub services: Vec<ServiceCredential>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            token_secret: None,
+            token_ttl_minutes: 24 * 60,
+            last_seen_resolution_secs: 60,
+            services: Vec::new(),
+        }
+    }
+}
+
+/// One service allowed to query session state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceCredential {
+    /// The service's name, for logs (e.g. `lock-manager`).
+    pub name: String,
+    /// The bearer token it presents (at least 32 characters).
+    pub token: SecretString,
 }
 
 /// Log output format.
@@ -319,6 +364,26 @@ impl Settings {
             return Err(ConfigError::OutOfRange(format!(
                 "session_security.session_warning_minutes ({warning}) must be below idle_timeout_minutes ({idle})"
             )));
+        }
+        if let Some(secret) = &self.auth.token_secret
+            && secret.expose_secret().len() < 32
+        {
+            return Err(ConfigError::OutOfRange(
+                "auth.token_secret must be at least 32 characters".to_owned(),
+            ));
+        }
+        for service in &self.auth.services {
+            if service.token.expose_secret().len() < 32 {
+                return Err(ConfigError::OutOfRange(format!(
+                    "auth.services: the token of `{}` must be at least 32 characters",
+                    service.name
+                )));
+            }
+        }
+        if self.auth.token_ttl_minutes < 1 {
+            return Err(ConfigError::OutOfRange(
+                "auth.token_ttl_minutes must be at least 1".to_owned(),
+            ));
         }
         if self.graphql.default_page_size == 0 || self.graphql.default_page_size > self.graphql.max_page_size
         {

@@ -15,8 +15,8 @@ use sea_orm::{DbErr, SqlErr};
 /// Everything that can go wrong while serving a request.
 #[derive(Debug)]
 pub enum AppError {
-    /// No valid credentials were presented.
-    Unauthenticated,
+    /// No valid credentials were presented; the text says what to do.
+    Unauthenticated(String),
     /// The caller is known but may not do this.
     Forbidden(String),
     /// The row does not exist or is outside the caller's scope.
@@ -41,7 +41,7 @@ impl AppError {
     /// The stable `extensions.code` of this error.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound { .. } => "NOT_FOUND",
             Self::BadUserInput { .. } => "BAD_USER_INPUT",
@@ -53,15 +53,26 @@ impl AppError {
     /// The message shown to the client: actionable, never internal details.
     pub fn message(&self) -> String {
         match self {
-            Self::Unauthenticated => {
-                "authentication required: log in and send the token as `Authorization: Bearer <token>`"
-                    .to_owned()
+            Self::Forbidden(message) | Self::Conflict(message) | Self::Unauthenticated(message) => {
+                message.clone()
             }
-            Self::Forbidden(message) | Self::Conflict(message) => message.clone(),
             Self::NotFound { resource } => format!("{resource} not found"),
             Self::BadUserInput { field, message } => format!("{field}: {message}"),
             Self::Internal(_) => "internal error".to_owned(),
         }
+    }
+
+    /// `UNAUTHENTICATED` for a request that carried no credentials.
+    pub fn login_required() -> Self {
+        Self::Unauthenticated(
+            "authentication required: log in and send the token as `Authorization: Bearer <token>`"
+                .to_owned(),
+        )
+    }
+
+    /// `FORBIDDEN` with an explanation.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
     }
 
     /// Converts into an `anyhow::Error` for command-line output, keeping the

@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is a thin shell over this library so that the
 //! integration tests build and drive exactly the application that ships.
 
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;

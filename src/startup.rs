@@ -12,6 +12,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::graphql::{AppState, build_schema};
 use crate::http::{HttpState, router};
+use crate::services::auth::Authenticator;
 
 /// A built application, bound to its port, not yet serving.
 pub struct Application {
@@ -35,10 +36,12 @@ impl Application {
         }
         let listener = TcpListener::bind(settings.server.bind).await?;
         let address = listener.local_addr()?;
+        let authenticator = Authenticator::new(&settings.auth);
         let state = AppState {
             db,
             clock,
             settings: Arc::new(settings),
+            authenticator,
         };
         let schema = build_schema(state.clone());
         let router = router(HttpState {

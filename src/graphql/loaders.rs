@@ -6,13 +6,24 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{module, school, session_config, tenant, user, video};
+use sea_orm::EntityName;
+use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
+use crate::services::scope::Scope;
+use crate::services::tenancy::visible_tenants;
+
 /// The loader behind every key type below; one per request or connection.
+///
+/// Every load is filtered by the viewer's [`Scope`] on top of its keys, so a
+/// nested field can never reach a row its parent's scope would not: the
+/// loaders are the second line of row-level security, not a way around it.
+/// Without a scope (anonymous, services) every load comes back empty.
 #[derive(Debug, Clone)]
 pub struct DbLoader {
     db: DatabaseConnection,
+    scope: Option<Scope>,
 }
 
 /// Request data: the batching loader.
@@ -20,8 +31,8 @@ pub type Loaders = DataLoader<DbLoader>;
 
 /// Builds the loaders for one request or WebSocket connection. Nothing is
 /// cached between loads, so a long-lived connection never sees stale rows.
-pub fn loaders(db: DatabaseConnection) -> Loaders {
-    DataLoader::new(DbLoader { db }, tokio::spawn)
+pub fn loaders(db: DatabaseConnection, scope: Option<Scope>) -> Loaders {
+    DataLoader::new(DbLoader { db, scope }, tokio::spawn)
 }
 
 /// The modules of a session, in `order_index` order.
@@ -59,6 +70,15 @@ where
     groups
 }
 
+/// The ids of the tenants the viewer may see (a subquery).
+fn visible_tenant_ids(scope: &Scope) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column(tenant::Column::Id)
+        .from(tenant::Entity.table_ref())
+        .cond_where(visible_tenants(scope.user_id, scope.is_super_admin))
+        .to_owned()
+}
+
 impl Loader<ModulesOfSession> for DbLoader {
     type Value = Vec<module::Model>;
     type Error = Arc<DbErr>;
@@ -67,8 +87,12 @@ impl Loader<ModulesOfSession> for DbLoader {
         &self,
         keys: &[ModulesOfSession],
     ) -> Result<HashMap<ModulesOfSession, Self::Value>, Self::Error> {
+        let Some(scope) = &self.scope else {
+            return Ok(HashMap::new());
+        };
         let rows = module::Entity::find()
             .filter(module::Column::SessionId.is_in(keys.iter().map(|key| key.0)))
+            .filter(module::Column::SessionId.in_subquery(scope.session_ids()))
             .order_by_asc(module::Column::SessionId)
             .order_by_asc(module::Column::OrderIndex)
             .all(&self.db)
@@ -85,8 +109,17 @@ impl Loader<VideosOfModule> for DbLoader {
         &self,
         keys: &[VideosOfModule],
     ) -> Result<HashMap<VideosOfModule, Self::Value>, Self::Error> {
+        let Some(scope) = &self.scope else {
+            return Ok(HashMap::new());
+        };
+        let modules_in_scope = Query::select()
+            .column(module::Column::Id)
+            .from(module::Entity.table_ref())
+            .and_where(module::Column::SessionId.in_subquery(scope.session_ids()))
+            .to_owned();
         let rows = video::Entity::find()
             .filter(video::Column::ModuleId.is_in(keys.iter().map(|key| key.0)))
+            .filter(video::Column::ModuleId.in_subquery(modules_in_scope))
             .order_by_asc(video::Column::CreatedAt)
             .order_by_asc(video::Column::Id)
             .all(&self.db)
@@ -103,8 +136,12 @@ impl Loader<SchoolsOfTenant> for DbLoader {
         &self,
         keys: &[SchoolsOfTenant],
     ) -> Result<HashMap<SchoolsOfTenant, Self::Value>, Self::Error> {
+        let Some(scope) = &self.scope else {
+            return Ok(HashMap::new());
+        };
         let rows = school::Entity::find()
             .filter(school::Column::TenantId.is_in(keys.iter().map(|key| key.0)))
+            .filter(school::Column::TenantId.in_subquery(visible_tenant_ids(scope)))
             .order_by_asc(school::Column::Name)
             .all(&self.db)
             .await?;
@@ -120,8 +157,12 @@ impl Loader<ConfigOfSession> for DbLoader {
         &self,
         keys: &[ConfigOfSession],
     ) -> Result<HashMap<ConfigOfSession, Self::Value>, Self::Error> {
+        let Some(scope) = &self.scope else {
+            return Ok(HashMap::new());
+        };
         let rows = session_config::Entity::find()
             .filter(session_config::Column::SessionId.is_in(keys.iter().map(|key| key.0)))
+            .filter(session_config::Column::SessionId.in_subquery(scope.session_ids()))
             .all(&self.db)
             .await?;
         Ok(rows
@@ -136,8 +177,12 @@ impl Loader<TenantById> for DbLoader {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[TenantById]) -> Result<HashMap<TenantById, Self::Value>, Self::Error> {
+        let Some(scope) = &self.scope else {
+            return Ok(HashMap::new());
+        };
         let rows = tenant::Entity::find()
             .filter(tenant::Column::Id.is_in(keys.iter().map(|key| key.0)))
+            .filter(visible_tenants(scope.user_id, scope.is_super_admin))
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(|row| (TenantById(row.id), row)).collect())
@@ -149,8 +194,12 @@ impl Loader<UserById> for DbLoader {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[UserById]) -> Result<HashMap<UserById, Self::Value>, Self::Error> {
+        let Some(scope) = &self.scope else {
+            return Ok(HashMap::new());
+        };
         let rows = user::Entity::find()
             .filter(user::Column::Id.is_in(keys.iter().map(|key| key.0)))
+            .filter(scope.tenant_users())
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(|row| (UserById(row.id), row)).collect())

@@ -1,6 +1,7 @@
 //! The GraphQL schema: per-domain objects merged into one root.
 
 pub mod loaders;
+pub mod login_sessions;
 pub mod sessions;
 pub mod tenancy;
 
@@ -11,18 +12,30 @@ use async_graphql::extensions::Tracing;
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 use sea_orm::{DatabaseConnection, DbErr};
 
+use crate::auth::{Identity, UserIdentity};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::error::AppError;
+use crate::services::auth::{Authenticator, ClientInfo};
+use crate::services::scope::Scope;
 use loaders::{DbLoader, Loaders};
 
 /// The root query: every domain's queries merged.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(tenancy::TenancyQuery, sessions::SessionsQuery);
+pub struct QueryRoot(
+    tenancy::TenancyQuery,
+    tenancy::TenantContextQuery,
+    login_sessions::LoginSessionsQuery,
+    sessions::SessionsQuery,
+);
 
 /// The root mutation: every domain's mutations merged.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(tenancy::TenancyMutation);
+pub struct MutationRoot(
+    login_sessions::LoginSessionsMutation,
+    tenancy::TenantContextMutation,
+    tenancy::TenancyMutation,
+);
 
 /// The root subscription.
 pub type SubscriptionRoot = EmptySubscription;
@@ -39,6 +52,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// The loaded configuration.
     pub settings: Arc<Settings>,
+    /// Token keys and service credentials.
+    pub authenticator: Authenticator,
 }
 
 /// Builds the schema with its limits and long-lived data.
@@ -67,6 +82,14 @@ pub trait ContextExt {
     fn state(&self) -> Result<&AppState, AppError>;
     /// The request's batching loaders.
     fn loaders(&self) -> Result<&Loaders, AppError>;
+    /// Who is asking.
+    fn identity(&self) -> &Identity;
+    /// The logged-in user, or `UNAUTHENTICATED` / `FORBIDDEN` for anyone else.
+    fn viewer(&self) -> Result<&UserIdentity, AppError>;
+    /// What the viewer may see; denies by default.
+    fn scope(&self) -> Result<Scope, AppError>;
+    /// What the transport knows about the client.
+    fn client_info(&self) -> ClientInfo;
     /// Loads one value through the request's loaders.
     fn load_one<K>(
         &self,
@@ -86,6 +109,28 @@ impl ContextExt for Context<'_> {
     fn loaders(&self) -> Result<&Loaders, AppError> {
         self.data::<Loaders>()
             .map_err(|_| AppError::internal(anyhow::anyhow!("loaders missing from request data")))
+    }
+
+    fn identity(&self) -> &Identity {
+        static ANONYMOUS: Identity = Identity::Anonymous;
+        self.data::<Identity>().unwrap_or(&ANONYMOUS)
+    }
+
+    fn viewer(&self) -> Result<&UserIdentity, AppError> {
+        match self.identity() {
+            Identity::User(viewer) => Ok(viewer),
+            Identity::Anonymous => Err(AppError::login_required()),
+            Identity::Rejected(reason) => Err(AppError::Unauthenticated(reason.clone())),
+            Identity::Service(_) => Err(AppError::forbidden("services may not do this")),
+        }
+    }
+
+    fn scope(&self) -> Result<Scope, AppError> {
+        Scope::of(self.identity())
+    }
+
+    fn client_info(&self) -> ClientInfo {
+        self.data::<ClientInfo>().cloned().unwrap_or_default()
     }
 
     async fn load_one<K>(&self, key: K) -> Result<Option<<DbLoader as Loader<K>>::Value>, AppError>

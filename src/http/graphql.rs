@@ -6,8 +6,10 @@
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Request, Response};
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::header::{ACCEPT, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use serde_json::json;
@@ -15,6 +17,8 @@ use tracing::Span;
 
 use super::HttpState;
 use crate::graphql::loaders::loaders;
+use crate::services::auth::{ClientInfo, authenticate};
+use crate::services::scope::Scope;
 
 /// `application/graphql-response+json`.
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -83,6 +87,7 @@ impl ResponseMedia {
 /// `GET /graphql`: queries only.
 pub async fn get_handler(
     State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> HttpResponse {
@@ -105,12 +110,17 @@ pub async fn get_handler(
             .insert(ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(state, media, BatchRequest::Single(request)).await
+    execute(state, media, &headers, peer, BatchRequest::Single(request)).await
 }
 
 /// `POST /graphql`: a JSON body with `query`, `variables`, `operationName`
 /// and `extensions`, or a batch (an array of them).
-pub async fn post_handler(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> HttpResponse {
+pub async fn post_handler(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> HttpResponse {
     let Some(media) = ResponseMedia::negotiate(&headers) else {
         return not_acceptable();
     };
@@ -130,17 +140,45 @@ pub async fn post_handler(State(state): State<HttpState>, headers: HeaderMap, bo
         Ok(request) => request,
         Err(error) => return bad_request(media, &format!("the body is not a GraphQL request: {error}")),
     };
-    execute(state, media, request).await
+    execute(state, media, &headers, peer, request).await
 }
 
-async fn execute(state: HttpState, media: ResponseMedia, request: BatchRequest) -> HttpResponse {
+async fn execute(
+    state: HttpState,
+    media: ResponseMedia,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    request: BatchRequest,
+) -> HttpResponse {
     let db = state.app.db.clone();
+    let authorization = headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let now = state.app.clock.now();
+    let identity = match authenticate(&db, &state.app.authenticator, now, authorization).await {
+        Ok(identity) => identity,
+        Err(error) => {
+            let error = async_graphql::ErrorExtensions::extend(&error);
+            let body = json!({ "errors": [error] });
+            let mut response = (StatusCode::INTERNAL_SERVER_ERROR, body.to_string()).into_response();
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
+            return response;
+        }
+    };
+    let client = client_info(headers, peer, state.app.settings.server.trust_forwarded_headers);
+    let scope = Scope::of(&identity).ok();
+    let prepare = |request: Request| {
+        request
+            .data(loaders(db.clone(), scope))
+            .data(identity.clone())
+            .data(client.clone())
+    };
     let (status, body) = match request {
         BatchRequest::Single(request) => {
             if let Some(operation) = &request.operation_name {
                 Span::current().record("operation", operation.as_str());
             }
-            let response = state.schema.execute(request.data(loaders(db))).await;
+            let response = state.schema.execute(prepare(request)).await;
             let request_error = is_request_error(&response);
             let status = if request_error && media == ResponseMedia::GraphqlResponse {
                 StatusCode::BAD_REQUEST
@@ -150,10 +188,7 @@ async fn execute(state: HttpState, media: ResponseMedia, request: BatchRequest) 
             (status, response_json(&response, request_error))
         }
         BatchRequest::Batch(requests) => {
-            let requests = requests
-                .into_iter()
-                .map(|request| request.data(loaders(db.clone())))
-                .collect();
+            let requests = requests.into_iter().map(prepare).collect();
             let BatchResponse::Batch(responses) =
                 state.schema.execute_batch(BatchRequest::Batch(requests)).await
             else {
@@ -191,6 +226,28 @@ fn response_json(response: &Response, request_error: bool) -> serde_json::Value 
         object.remove("data");
     }
     body
+}
+
+/// The client's user agent and address. Behind a trusted proxy the first
+/// `X-Forwarded-For` entry is the client.
+pub fn client_info(headers: &HeaderMap, peer: SocketAddr, trust_forwarded: bool) -> ClientInfo {
+    let forwarded = trust_forwarded
+        .then(|| {
+            headers
+                .get("x-forwarded-for")
+                .and_then(|value| value.to_str().ok())
+        })
+        .flatten()
+        .and_then(|value| value.split(',').next())
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty());
+    ClientInfo {
+        user_agent: headers
+            .get(USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+        ip_address: Some(forwarded.unwrap_or_else(|| peer.ip().to_string())),
+    }
 }
 
 fn is_mutation(request: &Request) -> bool {

@@ -1,6 +1,10 @@
 //! Domain logic over a connection or a transaction. No GraphQL types here.
 
+pub mod auth;
+pub mod login_sessions;
 pub mod passwords;
+pub mod scope;
 pub mod sessions;
 pub mod tenancy;
+pub mod tenant_context;
 pub mod validation;

@@ -7,6 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
+use crate::services::scope::Scope;
 
 /// A position in the newest-first order of sessions.
 pub type SessionCursor = (DateTime<Utc>, Uuid);
@@ -23,10 +24,12 @@ pub struct SessionPage {
 /// Sessions newest first (`created_at DESC`, ties by id), after `after`.
 pub async fn page_sessions(
     db: &impl ConnectionTrait,
+    scope: &Scope,
     after: Option<SessionCursor>,
     limit: u64,
 ) -> AppResult<SessionPage> {
     let mut query = session::Entity::find()
+        .filter(scope.sessions())
         .order_by_desc(session::Column::CreatedAt)
         .order_by_desc(session::Column::Id)
         .limit(limit + 1);
@@ -50,9 +53,10 @@ pub async fn page_sessions(
     })
 }
 
-/// One session.
-pub async fn find_session(db: &impl ConnectionTrait, id: Uuid) -> AppResult<session::Model> {
+/// One session in scope; out of scope reads as not found.
+pub async fn find_session(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) -> AppResult<session::Model> {
     session::Entity::find_by_id(id)
+        .filter(scope.sessions())
         .one(db)
         .await?
         .ok_or(AppError::NotFound { resource: "session" })

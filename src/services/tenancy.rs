@@ -1,34 +1,66 @@
 //! Tenants (districts) and their schools.
 
-use entity::tenant;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, QueryOrder, Set};
+use entity::{tenant, tenant_membership};
+use sea_orm::sea_query::{Condition, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityName, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 use uuid::Uuid;
 
+use crate::auth::UserIdentity;
 use crate::error::{AppError, AppResult};
 use crate::services::validation::required_name;
 
 /// Longest accepted tenant name, in characters.
 pub const MAX_TENANT_NAME: usize = 255;
 
-/// Every tenant, by name.
-pub async fn list_tenants(db: &impl ConnectionTrait) -> AppResult<Vec<tenant::Model>> {
+/// The tenants the viewer may see (a super admin: all; others: their
+/// memberships), by name.
+pub async fn list_tenants(db: &impl ConnectionTrait, viewer: &UserIdentity) -> AppResult<Vec<tenant::Model>> {
     Ok(tenant::Entity::find()
+        .filter(visible_tenants(viewer.user_id, viewer.is_super_admin))
         .order_by_asc(tenant::Column::Name)
         .order_by_asc(tenant::Column::Id)
         .all(db)
         .await?)
 }
 
-/// One tenant.
-pub async fn find_tenant(db: &impl ConnectionTrait, id: Uuid) -> AppResult<tenant::Model> {
+/// One tenant the viewer may see.
+pub async fn find_tenant(
+    db: &impl ConnectionTrait,
+    viewer: &UserIdentity,
+    id: Uuid,
+) -> AppResult<tenant::Model> {
     tenant::Entity::find_by_id(id)
+        .filter(visible_tenants(viewer.user_id, viewer.is_super_admin))
         .one(db)
         .await?
         .ok_or(AppError::NotFound { resource: "tenant" })
 }
 
-/// Creates a tenant with every session setting inherited.
-pub async fn create_tenant(db: &impl ConnectionTrait, name: &str) -> AppResult<tenant::Model> {
+/// Tenants a viewer may see: all for a super admin, otherwise those they
+/// are a member of.
+pub fn visible_tenants(user_id: Uuid, is_super_admin: bool) -> Condition {
+    if is_super_admin {
+        return Condition::all();
+    }
+    let memberships = Query::select()
+        .column(tenant_membership::Column::TenantId)
+        .from(tenant_membership::Entity.table_ref())
+        .and_where(tenant_membership::Column::UserId.eq(user_id))
+        .to_owned();
+    Condition::all().add(tenant::Column::Id.in_subquery(memberships))
+}
+
+/// Creates a tenant with every session setting inherited (super admins only).
+pub async fn create_tenant(
+    db: &impl ConnectionTrait,
+    viewer: &UserIdentity,
+    name: &str,
+) -> AppResult<tenant::Model> {
+    if !viewer.is_super_admin {
+        return Err(AppError::forbidden("only a super admin may create tenants"));
+    }
     let name = required_name("name", name, MAX_TENANT_NAME)?;
     let model = tenant::ActiveModel {
         name: Set(name),

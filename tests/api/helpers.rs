@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use session_manager::Application;
 use session_manager::clock::ManualClock;
-use session_manager::config::Settings;
+use session_manager::config::{ServiceCredential, Settings};
 use session_manager::telemetry::{self, LogSink};
 use tokio::sync::{Mutex, OnceCell, oneshot};
 
@@ -62,6 +62,13 @@ macro_rules! backend_tests {
     };
 }
 
+/// The token secret every test instance shares (so instances accept each
+/// other's tokens).
+pub const TEST_TOKEN_SECRET: &str = "test-token-secret-test-token-secret-0123";
+
+/// The credential of the `lock-manager` service in tests.
+pub const SERVICE_TOKEN: &str = "lock-manager-service-token-0123456789abcdef";
+
 /// The instant the test clock starts at.
 pub fn test_epoch() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0)
@@ -108,6 +115,11 @@ impl TestApp {
         settings.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         settings.database.url = SecretString::from(database.url.clone());
         settings.database.max_connections = 5;
+        settings.auth.token_secret = Some(SecretString::from(TEST_TOKEN_SECRET));
+        settings.auth.services = vec![ServiceCredential {
+            name: "lock-manager".to_owned(),
+            token: SecretString::from(SERVICE_TOKEN),
+        }];
         adjust(&mut settings);
         let clock = Arc::new(ManualClock::new(test_epoch()));
         let application = Application::build_with_clock(settings, clock.clone())
@@ -142,14 +154,25 @@ impl TestApp {
     /// POSTs a GraphQL request (accepting `application/graphql-response+json`)
     /// and returns the status and body.
     pub async fn post_graphql(&self, query: &str, variables: Value) -> (StatusCode, Value) {
-        let response = self
+        self.post_graphql_as(None, query, variables).await
+    }
+
+    /// POSTs a GraphQL request with `Authorization: Bearer <token>`.
+    pub async fn post_graphql_as(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (StatusCode, Value) {
+        let mut request = self
             .client
             .post(self.url("/graphql"))
             .header("accept", "application/graphql-response+json")
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("request sent");
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
         let status = response.status();
         (status, response.json().await.expect("JSON body"))
     }
@@ -162,10 +185,31 @@ impl TestApp {
         body["data"].clone()
     }
 
-    /// Runs a GraphQL operation that must fail and returns its first error.
-    pub async fn graphql_error(&self, query: &str, variables: Value) -> Value {
-        let (_, body) = self.post_graphql(query, variables).await;
+    /// Runs an operation as `token`; it must succeed. Returns its `data`.
+    pub async fn ok_as(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post_graphql_as(Some(token), query, variables).await;
+        assert_eq!(status, StatusCode::OK, "{body:#}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// Runs an operation as `token` (or anonymously); it must fail. Returns
+    /// its first error.
+    pub async fn error_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let (_, body) = self.post_graphql_as(token, query, variables).await;
+        assert!(body["errors"][0].is_object(), "expected an error: {body:#}");
         body["errors"][0].clone()
+    }
+
+    /// Logs in and returns the token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let data = self
+            .graphql_ok(
+                "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { token } }",
+                json!({ "email": email, "password": password }),
+            )
+            .await;
+        data["login"]["token"].as_str().expect("a token").to_owned()
     }
 
     /// Stops the server.

@@ -8,6 +8,7 @@
     reason = "tests say when the PostgreSQL half is skipped"
 )]
 
+mod fixtures;
 mod helpers;
 
 mod cli;

@@ -2,6 +2,7 @@ use serde_json::{Value, json};
 use session_manager::seed::seed_demo;
 
 use crate::backend_tests;
+use crate::fixtures::World;
 use crate::helpers::{Backend, TestApp, error_code};
 
 const NESTED: &str = r#"
@@ -24,7 +25,8 @@ query Sessions($first: Int, $after: String) {
 async fn a_nested_query_returns_sessions_with_ordered_modules_and_videos(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_demo(&app.db).await.unwrap();
-    let data = app.graphql_ok(NESTED, json!({})).await;
+    let admin = app.login("admin@demo.example", "demo-admin-pass").await;
+    let data = app.ok_as(&admin, NESTED, json!({})).await;
     let edges = data["sessions"]["edges"].as_array().unwrap();
     assert_eq!(edges.len(), 3);
     let study = edges
@@ -65,18 +67,19 @@ async fn a_nested_query_returns_sessions_with_ordered_modules_and_videos(backend
 async fn sessions_page_newest_first_with_cursors(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_demo(&app.db).await.unwrap();
-    let all = app.graphql_ok(NESTED, json!({ "first": 10 })).await;
+    let admin = app.login("admin@demo.example", "demo-admin-pass").await;
+    let all = app.ok_as(&admin, NESTED, json!({ "first": 10 })).await;
     let all_ids: Vec<Value> = all["sessions"]["edges"]
         .as_array()
         .unwrap()
         .iter()
         .map(|edge| edge["node"]["id"].clone())
         .collect();
-    let first = app.graphql_ok(NESTED, json!({ "first": 2 })).await;
+    let first = app.ok_as(&admin, NESTED, json!({ "first": 2 })).await;
     assert_eq!(first["sessions"]["pageInfo"]["hasNextPage"], true);
     let cursor = first["sessions"]["pageInfo"]["endCursor"].clone();
     let second = app
-        .graphql_ok(NESTED, json!({ "first": 2, "after": cursor }))
+        .ok_as(&admin, NESTED, json!({ "first": 2, "after": cursor }))
         .await;
     assert_eq!(second["sessions"]["pageInfo"]["hasNextPage"], false);
     assert_eq!(second["sessions"]["pageInfo"]["hasPreviousPage"], true);
@@ -92,12 +95,14 @@ async fn sessions_page_newest_first_with_cursors(backend: Backend) {
 
 async fn page_sizes_and_cursors_are_validated(backend: Backend) {
     let app = TestApp::spawn(backend).await;
+    seed_demo(&app.db).await.unwrap();
+    let admin = app.login("admin@demo.example", "demo-admin-pass").await;
     for (variables, field) in [
         (json!({ "first": 0 }), "first"),
         (json!({ "first": 101 }), "first"),
         (json!({ "after": "not-a-cursor" }), "after"),
     ] {
-        let error = app.graphql_error(NESTED, variables).await;
+        let error = app.error_as(Some(&admin), NESTED, variables).await;
         assert_eq!(error_code(&error), "BAD_USER_INPUT", "{error}");
         assert_eq!(error["extensions"]["field"], field);
     }
@@ -106,12 +111,18 @@ async fn page_sizes_and_cursors_are_validated(backend: Backend) {
 async fn a_single_session_is_found_by_id(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_demo(&app.db).await.unwrap();
+    let admin = app.login("admin@demo.example", "demo-admin-pass").await;
     let data = app
-        .graphql_ok("{ sessions(first: 1) { edges { node { id name } } } }", json!({}))
+        .ok_as(
+            &admin,
+            "{ sessions(first: 1) { edges { node { id name } } } }",
+            json!({}),
+        )
         .await;
     let node = &data["sessions"]["edges"][0]["node"];
     let found = app
-        .graphql_ok(
+        .ok_as(
+            &admin,
             "query($id: UUID!) { session(id: $id) { id name } }",
             json!({ "id": node["id"] }),
         )
@@ -119,35 +130,48 @@ async fn a_single_session_is_found_by_id(backend: Backend) {
     assert_eq!(&found["session"], node);
 }
 
-async fn a_created_tenant_is_listed(backend: Backend) {
+async fn a_created_tenant_is_listed_for_the_super_admin(backend: Backend) {
     let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let admin = world.login(&app, "super_admin").await;
     let created = app
-        .graphql_ok(
+        .ok_as(
+            &admin,
             "mutation { createTenant(input: { name: \"  Springfield  \" }) { id name } }",
             json!({}),
         )
         .await;
     assert_eq!(created["createTenant"]["name"], "Springfield");
     let data = app
-        .graphql_ok("{ tenants { id name schools { id } } }", json!({}))
+        .ok_as(&admin, "{ tenants { id name schools { id } } }", json!({}))
         .await;
-    assert_eq!(
-        data["tenants"],
-        json!([{ "id": created["createTenant"]["id"], "name": "Springfield", "schools": [] }])
-    );
+    let names: Vec<&str> = data["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Alpha District", "Beta District", "Springfield"]);
 }
 
 async fn two_instances_on_one_database_serve_the_same_data(backend: Backend) {
     let first = TestApp::spawn(backend).await;
     let second = TestApp::spawn_on(first.database.clone(), |_| {}).await;
+    let world = World::create(&first.db).await;
+    let token = world.login(&first, "super_admin").await;
     first
-        .graphql_ok(
+        .ok_as(
+            &token,
             "mutation { createTenant(input: { name: \"Shared\" }) { id } }",
             json!({}),
         )
         .await;
-    let data = second.graphql_ok("{ tenants { name } }", json!({})).await;
-    assert_eq!(data["tenants"], json!([{ "name": "Shared" }]));
+    let data = second.ok_as(&token, "{ tenants { name } }", json!({})).await;
+    assert_eq!(
+        data["tenants"].as_array().unwrap().len(),
+        3,
+        "a token of one instance works on the other"
+    );
 }
 
 backend_tests!(
@@ -156,5 +180,5 @@ backend_tests!(
     sessions_page_newest_first_with_cursors,
     page_sizes_and_cursors_are_validated,
     a_single_session_is_found_by_id,
-    a_created_tenant_is_listed,
+    a_created_tenant_is_listed_for_the_super_admin,
 );

@@ -48,8 +48,13 @@ async fn receive(socket: &mut Socket) -> Result<Value, Option<u16>> {
 async fn a_query_over_graphql_transport_ws_yields_next_then_complete(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_demo(&app.db).await.unwrap();
+    let token = app.login("admin@demo.example", "demo-admin-pass").await;
     let mut socket = connect(&app, "graphql-transport-ws").await;
-    send(&mut socket, json!({ "type": "connection_init", "payload": {} })).await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }),
+    )
+    .await;
     assert_eq!(receive(&mut socket).await.unwrap()["type"], "connection_ack");
     send(
         &mut socket,
@@ -130,7 +135,7 @@ async fn the_legacy_graphql_ws_protocol_is_spoken_too(backend: Backend) {
     assert_eq!(receive(&mut socket).await.unwrap()["type"], "connection_ack");
     send(
         &mut socket,
-        json!({ "id": "7", "type": "start", "payload": { "query": "{ tenants { id } }" } }),
+        json!({ "id": "7", "type": "start", "payload": { "query": "{ __typename }" } }),
     )
     .await;
     let mut data = None;
@@ -143,7 +148,7 @@ async fn the_legacy_graphql_ws_protocol_is_spoken_too(backend: Backend) {
             other => panic!("unexpected {other}: {message}"),
         }
     }
-    assert_eq!(data.unwrap()["payload"]["data"]["tenants"], json!([]));
+    assert_eq!(data.unwrap()["payload"]["data"]["__typename"], "QueryRoot");
 }
 
 async fn an_unknown_subprotocol_is_refused(backend: Backend) {
@@ -155,7 +160,33 @@ async fn an_unknown_subprotocol_is_refused(backend: Backend) {
     assert!(connect_async(request).await.is_err());
 }
 
+async fn refused_credentials_close_the_connection_with_4403(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "Authorization": "Bearer forged" } }),
+    )
+    .await;
+    assert_eq!(receive(&mut socket).await, Err(Some(4403)));
+}
+
+async fn an_anonymous_connection_gets_unauthenticated_errors(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    send(&mut socket, json!({ "type": "connection_init" })).await;
+    assert_eq!(receive(&mut socket).await.unwrap()["type"], "connection_ack");
+    send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ sessions { edges { node { id } } } }" } })).await;
+    let next = receive(&mut socket).await.unwrap();
+    assert_eq!(
+        next["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{next}"
+    );
+}
+
 backend_tests!(
+    refused_credentials_close_the_connection_with_4403,
+    an_anonymous_connection_gets_unauthenticated_errors,
     a_query_over_graphql_transport_ws_yields_next_then_complete,
     an_invalid_operation_over_websocket_yields_an_error_message,
     subscribing_before_init_closes_with_4401,

@@ -29,6 +29,7 @@ impl SessionsQuery {
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
     ) -> Result<SessionConnection> {
         let state = ctx.state()?;
+        let scope = ctx.scope()?;
         let paging = &state.settings.graphql;
         let limit = match first {
             None => paging.default_page_size,
@@ -49,7 +50,7 @@ impl SessionsQuery {
                     .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this API"))
             })
             .transpose()?;
-        let page = service::page_sessions(&state.db, after, limit).await?;
+        let page = service::page_sessions(&state.db, &scope, after, limit).await?;
         let mut connection = Connection::new(after.is_some(), page.has_next_page);
         connection.edges.extend(
             page.sessions
@@ -62,7 +63,8 @@ impl SessionsQuery {
     /// One session by id.
     async fn session(&self, ctx: &Context<'_>, id: Uuid) -> Result<Session> {
         let state = ctx.state()?;
-        Ok(Session(service::find_session(&state.db, id).await?))
+        let scope = ctx.scope()?;
+        Ok(Session(service::find_session(&state.db, &scope, id).await?))
     }
 }
 

@@ -1,15 +1,81 @@
 //! Tenants, schools and users.
 
-use async_graphql::{Context, InputObject, Object, Result};
+use async_graphql::{Context, Enum, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::{school, tenant, user};
+use entity::{school, tenant, tenant_membership, user};
 use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::graphql::ContextExt;
-use crate::graphql::loaders::SchoolsOfTenant;
+use crate::graphql::loaders::{SchoolsOfTenant, TenantById};
 use crate::services::tenancy as service;
+
+mod context;
+
+pub use context::{TenantContextChange, TenantContextMutation, TenantContextQuery};
+
+/// A user's role in a tenant.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MembershipRole {
+    /// A supervised user: sees their own data.
+    Member,
+    /// A guardian: also sees the sessions of the users they supervise.
+    Guardian,
+    /// A tenant administrator: sees and manages everything of the tenant.
+    Admin,
+}
+
+impl From<tenant_membership::MembershipRole> for MembershipRole {
+    fn from(role: tenant_membership::MembershipRole) -> Self {
+        match role {
+            tenant_membership::MembershipRole::Member => Self::Member,
+            tenant_membership::MembershipRole::Guardian => Self::Guardian,
+            tenant_membership::MembershipRole::Admin => Self::Admin,
+        }
+    }
+}
+
+impl From<MembershipRole> for tenant_membership::MembershipRole {
+    fn from(role: MembershipRole) -> Self {
+        match role {
+            MembershipRole::Member => Self::Member,
+            MembershipRole::Guardian => Self::Guardian,
+            MembershipRole::Admin => Self::Admin,
+        }
+    }
+}
+
+/// A user's membership in a tenant.
+pub struct Membership(pub tenant_membership::Model);
+
+#[Object]
+impl Membership {
+    /// Identifier.
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    /// The member.
+    async fn user_id(&self) -> Uuid {
+        self.0.user_id
+    }
+    /// The tenant.
+    async fn tenant(&self, ctx: &Context<'_>) -> Result<Option<Tenant>> {
+        Ok(ctx.load_one(TenantById(self.0.tenant_id)).await?.map(Tenant))
+    }
+    /// The tenant's id.
+    async fn tenant_id(&self) -> Uuid {
+        self.0.tenant_id
+    }
+    /// The member's role there.
+    async fn role(&self) -> MembershipRole {
+        self.0.role.into()
+    }
+    /// Whether it is the user's default tenant (applied at login).
+    async fn is_default(&self) -> bool {
+        self.0.is_default
+    }
+}
 
 /// Tenant queries.
 #[derive(Default)]
@@ -17,10 +83,12 @@ pub struct TenancyQuery;
 
 #[Object]
 impl TenancyQuery {
-    /// Every tenant, by name.
+    /// The tenants you may see (a super admin: every tenant; others: those
+    /// they are a member of), by name.
     async fn tenants(&self, ctx: &Context<'_>) -> Result<Vec<Tenant>> {
         let state = ctx.state()?;
-        Ok(service::list_tenants(&state.db)
+        let viewer = ctx.viewer()?;
+        Ok(service::list_tenants(&state.db, viewer)
             .await?
             .into_iter()
             .map(Tenant)
@@ -30,7 +98,8 @@ impl TenancyQuery {
     /// One tenant by id.
     async fn tenant(&self, ctx: &Context<'_>, id: Uuid) -> Result<Tenant> {
         let state = ctx.state()?;
-        Ok(Tenant(service::find_tenant(&state.db, id).await?))
+        let viewer = ctx.viewer()?;
+        Ok(Tenant(service::find_tenant(&state.db, viewer, id).await?))
     }
 }
 
@@ -47,11 +116,12 @@ pub struct CreateTenantInput {
 
 #[Object]
 impl TenancyMutation {
-    /// Creates a tenant; every session setting starts inherited.
+    /// Creates a tenant; every session setting starts inherited. Super admins only.
     async fn create_tenant(&self, ctx: &Context<'_>, input: CreateTenantInput) -> Result<Tenant> {
         let state = ctx.state()?;
+        let viewer = ctx.viewer()?;
         let txn = state.db.begin().await.map_err(AppError::from)?;
-        let tenant = service::create_tenant(&txn, &input.name).await?;
+        let tenant = service::create_tenant(&txn, viewer, &input.name).await?;
         txn.commit().await.map_err(AppError::from)?;
         Ok(Tenant(tenant))
     }

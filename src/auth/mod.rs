@@ -1,0 +1,126 @@
+//! Who is asking: token and service-credential checks, and the request's
+//! [`Identity`].
+
+pub mod tokens;
+
+use std::sync::Arc;
+
+use entity::tenant_membership::MembershipRole;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::config::AuthSettings;
+pub use tokens::{Claims, TokenKeys};
+
+/// The identity a request runs as.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// No credentials were sent.
+    Anonymous,
+    /// Credentials were sent but refused; the text says why.
+    Rejected(String),
+    /// A logged-in person, in their active tenant.
+    User(Arc<UserIdentity>),
+    /// Another service (lock manager, notification service).
+    Service(ServiceIdentity),
+}
+
+/// A logged-in person and their tenant context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserIdentity {
+    /// The user.
+    pub user_id: Uuid,
+    /// The login session (a `session_logs` row) the token is bound to.
+    pub login_session_id: Uuid,
+    /// The active tenant; `None` only for a super admin who has not chosen one.
+    pub tenant_id: Option<Uuid>,
+    /// The user's role in the active tenant, if a member.
+    pub role: Option<MembershipRole>,
+    /// Whether the user administers the whole system.
+    pub is_super_admin: bool,
+}
+
+/// Another service, known by its configured credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceIdentity {
+    /// The configured name.
+    pub name: String,
+}
+
+/// The configured service credentials, stored as digests and compared in
+/// constant time.
+#[derive(Debug, Default)]
+pub struct ServiceCredentials {
+    digests: Vec<(String, [u8; 32])>,
+}
+
+impl ServiceCredentials {
+    /// From the configuration.
+    pub fn new(settings: &AuthSettings) -> Self {
+        Self {
+            digests: settings
+                .services
+                .iter()
+                .map(|service| (service.name.clone(), digest(service.token.expose_secret())))
+                .collect(),
+        }
+    }
+
+    /// The service a bearer token belongs to, if any.
+    pub fn identify(&self, bearer: &str) -> Option<ServiceIdentity> {
+        let presented = digest(bearer);
+        self.digests
+            .iter()
+            .find(|(_, expected)| bool::from(expected.ct_eq(&presented)))
+            .map(|(name, _)| ServiceIdentity { name: name.clone() })
+    }
+}
+
+fn digest(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
+}
+
+/// The bearer token of an `Authorization` header value (`Bearer <token>`,
+/// scheme case-insensitive).
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::config::ServiceCredential;
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_header() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+    }
+
+    #[test]
+    fn service_tokens_identify_their_service_only() {
+        let settings = AuthSettings {
+            services: vec![ServiceCredential {
+                name: "lock-manager".to_owned(),
+                token: SecretString::from("l".repeat(40)),
+            }],
+            ..Default::default()
+        };
+        let credentials = ServiceCredentials::new(&settings);
+        assert_eq!(
+            credentials.identify(&"l".repeat(40)).map(|service| service.name),
+            Some("lock-manager".to_owned())
+        );
+        assert_eq!(credentials.identify(&"l".repeat(39)), None);
+    }
+}

@@ -1,0 +1,350 @@
+//! Login sessions: logging in and out, the device list, revocation.
+
+use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::session_log::{self, SessionEndReason};
+use entity::{tenant_membership, user};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use uuid::Uuid;
+
+use crate::auth::Identity;
+use crate::error::AppError;
+use crate::graphql::ContextExt;
+use crate::graphql::loaders::{TenantById, UserById};
+use crate::graphql::tenancy::{MembershipRole, Tenant, User};
+use crate::services::auth::{self as auth_service, end_login_session};
+use crate::services::login_sessions::{self as service, LoginSessionFilter};
+
+/// Most rows a login-session list returns.
+const MAX_LIST: i32 = 200;
+
+/// Why a login session ended.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LoginSessionEndReason {
+    /// The user logged out.
+    Logout,
+    /// The user or an administrator revoked it.
+    Revoked,
+    /// A newer login pushed it out (concurrent-session limit).
+    Evicted,
+    /// A new login invalidated every other session.
+    Invalidated,
+    /// Idle for longer than the idle timeout.
+    ExpiredIdle,
+    /// Older than the absolute timeout.
+    ExpiredAbsolute,
+}
+
+impl From<SessionEndReason> for LoginSessionEndReason {
+    fn from(reason: SessionEndReason) -> Self {
+        match reason {
+            SessionEndReason::Logout => Self::Logout,
+            SessionEndReason::Revoked => Self::Revoked,
+            SessionEndReason::Evicted => Self::Evicted,
+            SessionEndReason::Invalidated => Self::Invalidated,
+            SessionEndReason::ExpiredIdle => Self::ExpiredIdle,
+            SessionEndReason::ExpiredAbsolute => Self::ExpiredAbsolute,
+        }
+    }
+}
+
+/// An authenticated session of a user on one device.
+pub struct LoginSession(pub session_log::Model);
+
+#[Object]
+impl LoginSession {
+    /// Identifier.
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    /// The user it belongs to.
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        Ok(ctx.load_one(UserById(self.0.user_id)).await?.map(User))
+    }
+    /// The tenant it works in.
+    async fn active_tenant(&self, ctx: &Context<'_>) -> Result<Option<Tenant>> {
+        let Some(tenant_id) = self.0.tenant_id else {
+            return Ok(None);
+        };
+        Ok(ctx.load_one(TenantById(tenant_id)).await?.map(Tenant))
+    }
+    /// When the user logged in.
+    async fn login_at(&self) -> DateTime<Utc> {
+        self.0.login_at
+    }
+    /// Last request seen (kept to the minute).
+    async fn last_seen_at(&self) -> DateTime<Utc> {
+        self.0.last_seen_at
+    }
+    /// When it ended, if it has.
+    async fn logout_at(&self) -> Option<DateTime<Utc>> {
+        self.0.logout_at
+    }
+    /// Why it ended, if it has.
+    async fn end_reason(&self) -> Option<LoginSessionEndReason> {
+        self.0.end_reason.map(Into::into)
+    }
+    /// Whether it is still open.
+    async fn is_active(&self) -> bool {
+        self.0.logout_at.is_none()
+    }
+    /// Whether this request runs in it.
+    async fn is_current(&self, ctx: &Context<'_>) -> bool {
+        matches!(ctx.identity(), Identity::User(viewer) if viewer.login_session_id == self.0.id)
+    }
+    /// The browser or app that logged in.
+    async fn user_agent(&self) -> Option<&str> {
+        self.0.user_agent.as_deref()
+    }
+    /// The address it logged in from.
+    async fn ip_address(&self) -> Option<&str> {
+        self.0.ip_address.as_deref()
+    }
+    /// The device, as the client described it.
+    async fn device_info(&self) -> Option<&str> {
+        self.0.device_info.as_deref()
+    }
+}
+
+/// The result of a successful login.
+#[derive(SimpleObject)]
+pub struct LoginPayload {
+    /// Send it as `Authorization: Bearer <token>` (or in the WebSocket
+    /// `connection_init` payload as `{"Authorization": "Bearer <token>"}`).
+    pub token: String,
+    /// When the token stops working (the login session may end sooner).
+    pub expires_at: DateTime<Utc>,
+    /// The new login session.
+    pub login_session: LoginSession,
+    /// Who logged in.
+    pub user: User,
+    /// The tenant the session starts in (the default tenant).
+    pub active_tenant_id: Option<Uuid>,
+    /// The user's role there.
+    pub role: Option<MembershipRole>,
+}
+
+/// The caller and their tenant context.
+pub struct Viewer {
+    user: user::Model,
+    login_session_id: Uuid,
+    tenant_id: Option<Uuid>,
+    role: Option<tenant_membership::MembershipRole>,
+}
+
+impl Viewer {
+    /// Replaces the tenant context shown (after a switch within this request).
+    pub fn set_context(&mut self, tenant_id: Option<Uuid>, role: Option<tenant_membership::MembershipRole>) {
+        self.tenant_id = tenant_id;
+        self.role = role;
+    }
+}
+
+#[Object]
+impl Viewer {
+    /// The logged-in user.
+    async fn user(&self) -> User {
+        User(self.user.clone())
+    }
+    /// Whether the user administers the whole system.
+    async fn is_super_admin(&self) -> bool {
+        self.user.is_super_admin
+    }
+    /// The current login session.
+    async fn login_session(&self, ctx: &Context<'_>) -> Result<LoginSession> {
+        let state = ctx.state()?;
+        session_log::Entity::find_by_id(self.login_session_id)
+            .one(&state.db)
+            .await
+            .map_err(AppError::from)?
+            .map(LoginSession)
+            .ok_or_else(|| {
+                AppError::NotFound {
+                    resource: "login session",
+                }
+                .into()
+            })
+    }
+    /// The active tenant, if one is chosen.
+    async fn active_tenant(&self, ctx: &Context<'_>) -> Result<Option<Tenant>> {
+        let Some(tenant_id) = self.tenant_id else {
+            return Ok(None);
+        };
+        let state = ctx.state()?;
+        Ok(entity::tenant::Entity::find_by_id(tenant_id)
+            .one(&state.db)
+            .await
+            .map_err(AppError::from)?
+            .map(Tenant))
+    }
+    /// The user's role in the active tenant.
+    async fn role(&self) -> Option<MembershipRole> {
+        self.role.map(Into::into)
+    }
+    /// Every tenant the user belongs to, default first.
+    async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<crate::graphql::tenancy::Membership>> {
+        let state = ctx.state()?;
+        Ok(tenant_membership::Entity::find()
+            .filter(tenant_membership::Column::UserId.eq(self.user.id))
+            .order_by_desc(tenant_membership::Column::IsDefault)
+            .order_by_asc(tenant_membership::Column::CreatedAt)
+            .all(&state.db)
+            .await
+            .map_err(AppError::from)?
+            .into_iter()
+            .map(crate::graphql::tenancy::Membership)
+            .collect())
+    }
+}
+
+/// Builds the `me` view of the caller.
+pub async fn viewer(ctx: &Context<'_>) -> Result<Viewer> {
+    let identity = ctx.viewer()?;
+    let state = ctx.state()?;
+    let user = user::Entity::find_by_id(identity.user_id)
+        .one(&state.db)
+        .await
+        .map_err(AppError::from)?
+        .ok_or(AppError::NotFound { resource: "user" })?;
+    Ok(Viewer {
+        user,
+        login_session_id: identity.login_session_id,
+        tenant_id: identity.tenant_id,
+        role: identity.role,
+    })
+}
+
+fn list_limit(first: Option<i32>) -> Result<u64, AppError> {
+    match first {
+        None => Ok(50),
+        Some(first) if (1..=MAX_LIST).contains(&first) => Ok(u64::try_from(first).unwrap_or(50)),
+        Some(_) => Err(AppError::bad_input(
+            "first",
+            format!("must be between 1 and {MAX_LIST}"),
+        )),
+    }
+}
+
+/// Login-session queries.
+#[derive(Default)]
+pub struct LoginSessionsQuery;
+
+#[Object]
+impl LoginSessionsQuery {
+    /// The caller: user, login session, tenant context, memberships.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Viewer> {
+        viewer(ctx).await
+    }
+
+    /// Your login sessions (the device list), newest first.
+    async fn my_login_sessions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = true, desc = "Only sessions still open.")] active_only: bool,
+        #[graphql(desc = "At most this many (1–200, default 50).")] first: Option<i32>,
+    ) -> Result<Vec<LoginSession>> {
+        let viewer = ctx.viewer()?;
+        let state = ctx.state()?;
+        let limit = list_limit(first)?;
+        Ok(service::list_own(&state.db, viewer.user_id, active_only, limit)
+            .await?
+            .into_iter()
+            .map(LoginSession)
+            .collect())
+    }
+
+    /// Login sessions of your tenant's members (tenant admins), newest first.
+    async fn login_sessions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only this user's.")] user_id: Option<Uuid>,
+        #[graphql(default = true, desc = "Only sessions still open.")] active_only: bool,
+        #[graphql(desc = "At most this many (1–200, default 50).")] first: Option<i32>,
+    ) -> Result<Vec<LoginSession>> {
+        let scope = ctx.scope()?;
+        scope.require_tenant_admin()?;
+        let state = ctx.state()?;
+        let limit = list_limit(first)?;
+        let filter = LoginSessionFilter { user_id, active_only };
+        Ok(service::list(&state.db, &scope, filter, limit)
+            .await?
+            .into_iter()
+            .map(LoginSession)
+            .collect())
+    }
+}
+
+/// Login-session mutations.
+#[derive(Default)]
+pub struct LoginSessionsMutation;
+
+#[Object]
+impl LoginSessionsMutation {
+    /// Logs in with e-mail and password. Opens a login session in your
+    /// default tenant and returns a token bound to it.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+        #[graphql(desc = "A description of the device, e.g. \"Alex's iPad\".")] device_info: Option<String>,
+    ) -> Result<LoginPayload> {
+        let state = ctx.state()?;
+        let outcome = auth_service::login(
+            &state.db,
+            &state.authenticator,
+            state.clock.now(),
+            &email,
+            &password,
+            device_info,
+            ctx.client_info(),
+        )
+        .await?;
+        Ok(LoginPayload {
+            token: outcome.token,
+            expires_at: outcome.expires_at,
+            login_session: LoginSession(outcome.login_session),
+            user: User(outcome.user),
+            active_tenant_id: outcome.context.tenant_id,
+            role: outcome.context.role.map(Into::into),
+        })
+    }
+
+    /// Ends the current login session; its token stops working at once.
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        let viewer = ctx.viewer()?;
+        let state = ctx.state()?;
+        Ok(end_login_session(
+            &state.db,
+            state.clock.now(),
+            viewer.login_session_id,
+            SessionEndReason::Logout,
+        )
+        .await?)
+    }
+
+    /// Revokes one login session: your own, or (tenant admins) one of a
+    /// member of your tenant. Its token stops working at once.
+    async fn revoke_login_session(&self, ctx: &Context<'_>, id: Uuid) -> Result<LoginSession> {
+        let viewer = ctx.viewer()?;
+        let scope = ctx.scope().ok().filter(|scope| scope.is_tenant_admin());
+        let state = ctx.state()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let revoked = service::revoke(&txn, state.clock.now(), viewer.user_id, scope.as_ref(), id).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(LoginSession(revoked))
+    }
+
+    /// Revokes every other open login session of yours; returns how many.
+    async fn revoke_other_login_sessions(&self, ctx: &Context<'_>) -> Result<u64> {
+        let viewer = ctx.viewer()?;
+        let state = ctx.state()?;
+        Ok(service::revoke_others(
+            &state.db,
+            state.clock.now(),
+            viewer.user_id,
+            viewer.login_session_id,
+        )
+        .await?)
+    }
+}

@@ -1,0 +1,275 @@
+//! Logging in and out, and recognising the caller of every request.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use entity::session_context_change::ContextChangeEventType;
+use entity::session_log::SessionEndReason;
+use entity::{session_log, user};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::{Identity, ServiceCredentials, TokenKeys, UserIdentity, bearer_token};
+use crate::config::AuthSettings;
+use crate::error::{AppError, AppResult};
+use crate::services::passwords::{hash_password, verify_password};
+use crate::services::tenant_context::{self, AutomaticReason, TenantContext};
+
+/// Longest stored user agent or device description, in characters.
+const MAX_CLIENT_TEXT: usize = 512;
+
+/// What the transport knows about the client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The peer's IP address.
+    pub ip_address: Option<String>,
+}
+
+/// The long-lived handles authentication needs.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    /// Signs and checks login tokens.
+    pub keys: Arc<TokenKeys>,
+    /// Recognises other services.
+    pub services: Arc<ServiceCredentials>,
+    /// Token lifetime and `last_seen_at` resolution.
+    pub settings: AuthSettings,
+}
+
+impl Authenticator {
+    /// From the configuration.
+    pub fn new(settings: &AuthSettings) -> Self {
+        Self {
+            keys: Arc::new(TokenKeys::new(settings.token_secret.as_ref())),
+            services: Arc::new(ServiceCredentials::new(settings)),
+            settings: settings.clone(),
+        }
+    }
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct LoginOutcome {
+    /// The bearer token.
+    pub token: String,
+    /// When the token stops working.
+    pub expires_at: DateTime<Utc>,
+    /// The new login session.
+    pub login_session: session_log::Model,
+    /// Who logged in.
+    pub user: user::Model,
+    /// The tenant context it starts in.
+    pub context: TenantContext,
+}
+
+fn clip(value: Option<String>) -> Option<String> {
+    value
+        .map(|value| value.trim().chars().take(MAX_CLIENT_TEXT).collect::<String>())
+        .filter(|value| !value.is_empty())
+}
+
+/// Checks the password, opens a login session in the default tenant, and
+/// returns a token bound to it.
+pub async fn login(
+    db: &DatabaseConnection,
+    authenticator: &Authenticator,
+    now: DateTime<Utc>,
+    email: &str,
+    password: &str,
+    device_info: Option<String>,
+    client: ClientInfo,
+) -> AppResult<LoginOutcome> {
+    let email = email.trim().to_lowercase();
+    let account = user::Entity::find()
+        .filter(user::Column::Email.eq(&email))
+        .one(db)
+        .await?;
+    // Verify against a throw-away hash when the account does not exist, so
+    // that timing does not tell which e-mail addresses are registered.
+    let stored_hash = match &account {
+        Some(account) => account.password_hash.clone(),
+        None => dummy_hash().await?,
+    };
+    let password = password.to_owned();
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
+        .await
+        .map_err(AppError::internal)?;
+    let Some(account) = account.filter(|_| matches) else {
+        return Err(AppError::Unauthenticated("invalid e-mail or password".to_owned()));
+    };
+
+    let txn = db.begin().await?;
+    let context = tenant_context::initial_context(&txn, &account).await?;
+    let login_session = session_log::ActiveModel {
+        user_id: Set(account.id),
+        tenant_id: Set(context.tenant_id),
+        login_at: Set(now),
+        last_seen_at: Set(now),
+        user_agent: Set(clip(client.user_agent)),
+        ip_address: Set(clip(client.ip_address)),
+        device_info: Set(clip(device_info)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    if let Some(tenant_id) = context.tenant_id {
+        tenant_context::record(
+            &txn,
+            now,
+            account.id,
+            tenant_id,
+            ContextChangeEventType::ApplyDefaultTenant,
+            json!({
+                "fromTenantId": null,
+                "toTenantId": tenant_id,
+                "reason": AutomaticReason::Login.as_str(),
+                "loginSessionId": login_session.id,
+            }),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+
+    let expires_at = now + Duration::minutes(authenticator.settings.token_ttl_minutes);
+    let token = authenticator
+        .keys
+        .issue(account.id, login_session.id, now, expires_at)?;
+    tracing::info!(user_id = %account.id, login_session_id = %login_session.id, "login");
+    Ok(LoginOutcome {
+        token,
+        expires_at,
+        login_session,
+        user: account,
+        context,
+    })
+}
+
+async fn dummy_hash() -> AppResult<String> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| async {
+            tokio::task::spawn_blocking(|| hash_password("not a real password"))
+                .await
+                .map_err(AppError::internal)?
+        })
+        .await
+        .cloned()
+}
+
+/// Recognises the caller from an `Authorization` header value: a service
+/// credential, or a login token whose login session is still open. Refused
+/// credentials give [`Identity::Rejected`], so that the request still runs
+/// (a `login` mutation works with a stale token) but nothing needing an
+/// identity does.
+pub async fn authenticate(
+    db: &DatabaseConnection,
+    authenticator: &Authenticator,
+    now: DateTime<Utc>,
+    authorization: Option<&str>,
+) -> AppResult<Identity> {
+    let Some(header) = authorization else {
+        return Ok(Identity::Anonymous);
+    };
+    let Some(token) = bearer_token(header) else {
+        return Ok(Identity::Rejected(
+            "send credentials as `Authorization: Bearer <token>`".to_owned(),
+        ));
+    };
+    if let Some(service) = authenticator.services.identify(token) {
+        return Ok(Identity::Service(service));
+    }
+    let claims = match authenticator.keys.verify(token, now) {
+        Ok(claims) => claims,
+        Err(error) => return Ok(Identity::Rejected(error.message())),
+    };
+    let Some(log) = session_log::Entity::find_by_id(claims.sid)
+        .filter(session_log::Column::UserId.eq(claims.sub))
+        .one(db)
+        .await?
+    else {
+        return Ok(Identity::Rejected(
+            "the login session no longer exists: log in again".to_owned(),
+        ));
+    };
+    if let Some(reason) = log.end_reason {
+        return Ok(Identity::Rejected(format!(
+            "the login session has ended ({}): log in again",
+            end_reason_text(reason)
+        )));
+    }
+    let Some(account) = user::Entity::find_by_id(claims.sub).one(db).await? else {
+        return Ok(Identity::Rejected("the account no longer exists".to_owned()));
+    };
+    let context = match tenant_context::resolve(db, now, &log, &account).await {
+        Ok(context) => context,
+        Err(AppError::Forbidden(reason)) => return Ok(Identity::Rejected(reason)),
+        Err(error) => return Err(error),
+    };
+    touch_last_seen(db, now, &log, authenticator.settings.last_seen_resolution_secs).await?;
+    Ok(Identity::User(Arc::new(UserIdentity {
+        user_id: account.id,
+        login_session_id: log.id,
+        tenant_id: context.tenant_id,
+        role: context.role,
+        is_super_admin: account.is_super_admin,
+    })))
+}
+
+/// How an end reason reads in a message.
+pub fn end_reason_text(reason: SessionEndReason) -> &'static str {
+    match reason {
+        SessionEndReason::Logout => "logged out",
+        SessionEndReason::Revoked => "revoked",
+        SessionEndReason::Evicted => "ended by a newer login",
+        SessionEndReason::Invalidated => "invalidated by a new login",
+        SessionEndReason::ExpiredIdle => "expired after inactivity",
+        SessionEndReason::ExpiredAbsolute => "reached its maximum lifetime",
+    }
+}
+
+/// Keeps `last_seen_at` current without a write on every request: at most
+/// one write per `resolution_secs`.
+async fn touch_last_seen(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    log: &session_log::Model,
+    resolution_secs: i64,
+) -> AppResult<()> {
+    if now - log.last_seen_at < Duration::seconds(resolution_secs) {
+        return Ok(());
+    }
+    session_log::Entity::update_many()
+        .col_expr(session_log::Column::LastSeenAt, Expr::value(now))
+        .filter(session_log::Column::Id.eq(log.id))
+        .filter(session_log::Column::LastSeenAt.lt(now))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Ends a login session for `reason`, unless it has already ended; returns
+/// whether it was open.
+pub async fn end_login_session(
+    db: &impl sea_orm::ConnectionTrait,
+    now: DateTime<Utc>,
+    login_session_id: Uuid,
+    reason: SessionEndReason,
+) -> AppResult<bool> {
+    let ended = session_log::Entity::update_many()
+        .col_expr(session_log::Column::LogoutAt, Expr::value(now))
+        .col_expr(session_log::Column::EndReason, Expr::value(reason))
+        .col_expr(session_log::Column::UpdatedAt, Expr::value(now))
+        .filter(session_log::Column::Id.eq(login_session_id))
+        .filter(session_log::Column::LogoutAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(ended.rows_affected == 1)
+}

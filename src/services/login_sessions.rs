@@ -1,0 +1,109 @@
+//! Login sessions (`session_logs`): the device list, revocation.
+
+use chrono::{DateTime, Utc};
+use entity::session_log::{self, SessionEndReason};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::services::auth::end_login_session;
+use crate::services::scope::Scope;
+
+/// Which login sessions to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoginSessionFilter {
+    /// Only this user's.
+    pub user_id: Option<Uuid>,
+    /// Only those still open.
+    pub active_only: bool,
+}
+
+/// Login sessions in scope, newest first, at most `limit`.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    scope: &Scope,
+    filter: LoginSessionFilter,
+    limit: u64,
+) -> AppResult<Vec<session_log::Model>> {
+    let mut query = session_log::Entity::find()
+        .filter(scope.login_sessions())
+        .order_by_desc(session_log::Column::LoginAt)
+        .order_by_desc(session_log::Column::Id)
+        .limit(limit);
+    if let Some(user_id) = filter.user_id {
+        query = query.filter(session_log::Column::UserId.eq(user_id));
+    }
+    if filter.active_only {
+        query = query.filter(session_log::Column::LogoutAt.is_null());
+    }
+    Ok(query.all(db).await?)
+}
+
+/// The viewer's own login sessions, newest first.
+pub async fn list_own(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    active_only: bool,
+    limit: u64,
+) -> AppResult<Vec<session_log::Model>> {
+    let mut query = session_log::Entity::find()
+        .filter(session_log::Column::UserId.eq(user_id))
+        .order_by_desc(session_log::Column::LoginAt)
+        .order_by_desc(session_log::Column::Id)
+        .limit(limit);
+    if active_only {
+        query = query.filter(session_log::Column::LogoutAt.is_null());
+    }
+    Ok(query.all(db).await?)
+}
+
+/// Revokes one login session the viewer may manage: their own, or (for an
+/// admin) one of a member of their tenant. Revoking an ended session changes
+/// nothing.
+pub async fn revoke(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    viewer_user_id: Uuid,
+    scope: Option<&Scope>,
+    id: Uuid,
+) -> AppResult<session_log::Model> {
+    let mut query = session_log::Entity::find_by_id(id);
+    query = match scope {
+        Some(scope) => query.filter(scope.login_sessions()),
+        None => query.filter(session_log::Column::UserId.eq(viewer_user_id)),
+    };
+    let log = query.one(db).await?.ok_or(AppError::NotFound {
+        resource: "login session",
+    })?;
+    end_login_session(db, now, log.id, SessionEndReason::Revoked).await?;
+    tracing::info!(login_session_id = %log.id, by = %viewer_user_id, "login session revoked");
+    session_log::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound {
+            resource: "login session",
+        })
+}
+
+/// Revokes every open login session of the user except `keep`; returns how many.
+pub async fn revoke_others(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    user_id: Uuid,
+    keep: Uuid,
+) -> AppResult<u64> {
+    let result = session_log::Entity::update_many()
+        .col_expr(session_log::Column::LogoutAt, Expr::value(now))
+        .col_expr(
+            session_log::Column::EndReason,
+            Expr::value(SessionEndReason::Revoked),
+        )
+        .col_expr(session_log::Column::UpdatedAt, Expr::value(now))
+        .filter(session_log::Column::UserId.eq(user_id))
+        .filter(session_log::Column::Id.ne(keep))
+        .filter(session_log::Column::LogoutAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

@@ -1,0 +1,252 @@
+//! Row-level security in one place: the [`Scope`] a request may see and
+//! change, built from its identity, and the filters it puts on every query.
+//!
+//! A user sees their own rows; a guardian also the sessions of the users they
+//! supervise; a tenant admin everything of their tenant; a super admin
+//! everything of the tenant they are working in. Always inside the active
+//! tenant. Anything else is denied: anonymous requests are `UNAUTHENTICATED`,
+//! services get only the session-state queries, and rows out of scope read as
+//! not found.
+
+use entity::tenant_membership::MembershipRole;
+use entity::{guardian_link, session, session_context_change, session_log, tenant_membership, user};
+use sea_orm::sea_query::{Condition, Query};
+use sea_orm::{ColumnTrait, EntityName};
+use uuid::Uuid;
+
+use crate::auth::{Identity, UserIdentity};
+use crate::error::{AppError, AppResult};
+
+/// How much of the active tenant the viewer may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Everything of the tenant (tenant admin, super admin).
+    Tenant,
+    /// Their own rows and those of the users they supervise (guardian).
+    Supervised,
+    /// Their own rows only.
+    Own,
+}
+
+/// What one request may see and change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    /// The active tenant.
+    pub tenant_id: Uuid,
+    /// The viewer.
+    pub user_id: Uuid,
+    /// How far the viewer reaches in the tenant.
+    pub reach: Reach,
+    /// Whether the viewer is a super admin (may manage every tenant).
+    pub is_super_admin: bool,
+}
+
+impl Scope {
+    /// The scope of `identity`; denies by default.
+    pub fn of(identity: &Identity) -> AppResult<Self> {
+        match identity {
+            Identity::Anonymous => Err(AppError::login_required()),
+            Identity::Rejected(reason) => Err(AppError::Unauthenticated(reason.clone())),
+            Identity::Service(_) => Err(AppError::forbidden(
+                "services may only ask whether a session is active (isSessionActive, activeSession)",
+            )),
+            Identity::User(viewer) => Self::of_user(viewer),
+        }
+    }
+
+    /// The scope of a logged-in user.
+    pub fn of_user(viewer: &UserIdentity) -> AppResult<Self> {
+        let Some(tenant_id) = viewer.tenant_id else {
+            return Err(AppError::forbidden(
+                "no active tenant: choose one with switchTenant",
+            ));
+        };
+        let reach = if viewer.is_super_admin {
+            Reach::Tenant
+        } else {
+            match viewer.role {
+                Some(MembershipRole::Admin) => Reach::Tenant,
+                Some(MembershipRole::Guardian) => Reach::Supervised,
+                Some(MembershipRole::Member) => Reach::Own,
+                None => return Err(AppError::forbidden("you are not a member of the active tenant")),
+            }
+        };
+        Ok(Self {
+            tenant_id,
+            user_id: viewer.user_id,
+            reach,
+            is_super_admin: viewer.is_super_admin,
+        })
+    }
+
+    /// Whether the viewer administers the active tenant.
+    pub fn is_tenant_admin(&self) -> bool {
+        self.reach == Reach::Tenant
+    }
+
+    /// Fails with `FORBIDDEN` unless the viewer administers the active tenant.
+    pub fn require_tenant_admin(&self) -> AppResult<()> {
+        if self.is_tenant_admin() {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "only an administrator of the tenant may do this",
+            ))
+        }
+    }
+
+    /// Fails with `FORBIDDEN` unless the viewer is a super admin.
+    pub fn require_super_admin(&self) -> AppResult<()> {
+        if self.is_super_admin {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("only a super admin may do this"))
+        }
+    }
+
+    /// The users the viewer supervises in the active tenant (a subquery).
+    fn supervised_users(&self) -> sea_orm::sea_query::SelectStatement {
+        Query::select()
+            .column(guardian_link::Column::UserId)
+            .from(guardian_link::Entity.table_ref())
+            .and_where(guardian_link::Column::TenantId.eq(self.tenant_id))
+            .and_where(guardian_link::Column::GuardianId.eq(self.user_id))
+            .to_owned()
+    }
+
+    /// The members of the active tenant (a subquery).
+    fn tenant_members(&self) -> sea_orm::sea_query::SelectStatement {
+        Query::select()
+            .column(tenant_membership::Column::UserId)
+            .from(tenant_membership::Entity.table_ref())
+            .and_where(tenant_membership::Column::TenantId.eq(self.tenant_id))
+            .to_owned()
+    }
+
+    /// Guardian–user sessions the viewer may see and manage.
+    pub fn sessions(&self) -> Condition {
+        let tenant = Condition::all().add(session::Column::TenantId.eq(self.tenant_id));
+        match self.reach {
+            Reach::Tenant => tenant,
+            Reach::Supervised => tenant.add(
+                Condition::any()
+                    .add(session::Column::UserId.eq(self.user_id))
+                    .add(session::Column::GuardianId.eq(self.user_id))
+                    .add(session::Column::UserId.in_subquery(self.supervised_users())),
+            ),
+            Reach::Own => tenant.add(session::Column::UserId.eq(self.user_id)),
+        }
+    }
+
+    /// The ids of the sessions in scope (a subquery), for tables below sessions.
+    pub fn session_ids(&self) -> sea_orm::sea_query::SelectStatement {
+        Query::select()
+            .column(session::Column::Id)
+            .from(session::Entity.table_ref())
+            .cond_where(self.sessions())
+            .to_owned()
+    }
+
+    /// Users the viewer may see: members of the tenant for an admin; the
+    /// guardian and the users they supervise; otherwise themselves.
+    pub fn users(&self) -> Condition {
+        match self.reach {
+            Reach::Tenant => Condition::all().add(user::Column::Id.in_subquery(self.tenant_members())),
+            Reach::Supervised => Condition::any()
+                .add(user::Column::Id.eq(self.user_id))
+                .add(user::Column::Id.in_subquery(self.supervised_users())),
+            Reach::Own => Condition::all().add(user::Column::Id.eq(self.user_id)),
+        }
+    }
+
+    /// Users that may appear as participants of visible rows: any member of
+    /// the active tenant. Loaders use it so a nested lookup can never cross
+    /// tenants.
+    pub fn tenant_users(&self) -> Condition {
+        Condition::all().add(user::Column::Id.in_subquery(self.tenant_members()))
+    }
+
+    /// Login sessions the viewer may see and revoke: an admin, those of the
+    /// tenant's members; everyone, their own.
+    pub fn login_sessions(&self) -> Condition {
+        match self.reach {
+            Reach::Tenant => Condition::any()
+                .add(session_log::Column::UserId.eq(self.user_id))
+                .add(session_log::Column::UserId.in_subquery(self.tenant_members())),
+            Reach::Supervised | Reach::Own => {
+                Condition::all().add(session_log::Column::UserId.eq(self.user_id))
+            }
+        }
+    }
+
+    /// Tenant-context changes the viewer may read: an admin, the tenant's;
+    /// everyone, their own.
+    pub fn context_changes(&self) -> Condition {
+        match self.reach {
+            Reach::Tenant => Condition::any()
+                .add(session_context_change::Column::UserId.eq(self.user_id))
+                .add(session_context_change::Column::TenantId.eq(self.tenant_id)),
+            Reach::Supervised | Reach::Own => {
+                Condition::all().add(session_context_change::Column::UserId.eq(self.user_id))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::ServiceIdentity;
+
+    fn viewer(role: Option<MembershipRole>, is_super_admin: bool, tenant: Option<Uuid>) -> Identity {
+        Identity::User(Arc::new(UserIdentity {
+            user_id: Uuid::now_v7(),
+            login_session_id: Uuid::now_v7(),
+            tenant_id: tenant,
+            role,
+            is_super_admin,
+        }))
+    }
+
+    #[test]
+    fn everything_is_denied_by_default() {
+        let tenant = Some(Uuid::now_v7());
+        assert!(matches!(
+            Scope::of(&Identity::Anonymous),
+            Err(AppError::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            Scope::of(&Identity::Service(ServiceIdentity {
+                name: "lock".to_owned()
+            })),
+            Err(AppError::Forbidden(_))
+        ));
+        assert!(matches!(
+            Scope::of(&viewer(None, false, tenant)),
+            Err(AppError::Forbidden(_))
+        ));
+        assert!(matches!(
+            Scope::of(&viewer(Some(MembershipRole::Admin), false, None)),
+            Err(AppError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn roles_map_to_reach() {
+        let tenant = Some(Uuid::now_v7());
+        let reach = |role, is_super_admin| {
+            Scope::of(&viewer(role, is_super_admin, tenant))
+                .map(|scope| scope.reach)
+                .ok()
+        };
+        assert_eq!(reach(Some(MembershipRole::Member), false), Some(Reach::Own));
+        assert_eq!(
+            reach(Some(MembershipRole::Guardian), false),
+            Some(Reach::Supervised)
+        );
+        assert_eq!(reach(Some(MembershipRole::Admin), false), Some(Reach::Tenant));
+        assert_eq!(reach(None, true), Some(Reach::Tenant));
+    }
+}

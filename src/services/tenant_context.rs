@@ -1,0 +1,280 @@
+//! The tenant context of a login session (document 002): applied at login,
+//! validated on every request, switched and defaulted on request, reset when
+//! access is lost; every change written to `session_context_changes`.
+
+use chrono::{DateTime, Utc};
+use entity::session_context_change::ContextChangeEventType;
+use entity::tenant_membership::MembershipRole;
+use entity::{session_context_change, session_log, tenant, tenant_membership, user};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+
+/// The tenant a login session works in, and the user's role there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantContext {
+    /// The active tenant; `None` only for a super admin with no tenant chosen.
+    pub tenant_id: Option<Uuid>,
+    /// The user's role in it (`None` for a super admin who is not a member).
+    pub role: Option<MembershipRole>,
+}
+
+/// Why a context was set without the user asking.
+#[derive(Debug, Clone, Copy)]
+pub enum AutomaticReason {
+    /// At login.
+    Login,
+    /// The login session had no tenant (e.g. its tenant was deleted).
+    NoContext,
+    /// The user lost access to the active tenant.
+    AccessLost,
+}
+
+impl AutomaticReason {
+    /// The reason as written in the metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::NoContext => "no_context",
+            Self::AccessLost => "access_lost",
+        }
+    }
+}
+
+/// The user's membership in `tenant_id`, if any.
+pub async fn membership(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    tenant_id: Uuid,
+) -> AppResult<Option<tenant_membership::Model>> {
+    Ok(tenant_membership::Entity::find()
+        .filter(tenant_membership::Column::UserId.eq(user_id))
+        .filter(tenant_membership::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await?)
+}
+
+/// The user's default membership, if any.
+pub async fn default_membership(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+) -> AppResult<Option<tenant_membership::Model>> {
+    Ok(tenant_membership::Entity::find()
+        .filter(tenant_membership::Column::UserId.eq(user_id))
+        .filter(tenant_membership::Column::IsDefault.eq(true))
+        .one(db)
+        .await?)
+}
+
+/// Writes one row of the context-change trail.
+pub async fn record(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    user_id: Uuid,
+    tenant_id: Uuid,
+    event_type: ContextChangeEventType,
+    metadata: serde_json::Value,
+) -> AppResult<()> {
+    session_context_change::ActiveModel {
+        user_id: Set(user_id),
+        tenant_id: Set(tenant_id),
+        event_type: Set(event_type),
+        metadata: Set(Some(metadata)),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// The context a new login session starts in: the default tenant. Without
+/// one, only a super admin may log in (and then picks a tenant).
+pub async fn initial_context(db: &impl ConnectionTrait, user: &user::Model) -> AppResult<TenantContext> {
+    match default_membership(db, user.id).await? {
+        Some(membership) => Ok(TenantContext {
+            tenant_id: Some(membership.tenant_id),
+            role: Some(membership.role),
+        }),
+        None if user.is_super_admin => Ok(TenantContext {
+            tenant_id: None,
+            role: None,
+        }),
+        None => Err(AppError::forbidden(
+            "you have no default tenant: ask an administrator to add you to a tenant",
+        )),
+    }
+}
+
+/// Validates the context of `log` for this request, resetting it to the
+/// default tenant when access was lost or no context is set (document 002's
+/// flow). Concurrent requests reset at most once.
+pub async fn resolve(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    log: &session_log::Model,
+    user: &user::Model,
+) -> AppResult<TenantContext> {
+    let reason = match log.tenant_id {
+        Some(tenant_id) => {
+            if let Some(membership) = membership(db, user.id, tenant_id).await? {
+                return Ok(TenantContext {
+                    tenant_id: Some(tenant_id),
+                    role: Some(membership.role),
+                });
+            }
+            if user.is_super_admin {
+                return Ok(TenantContext {
+                    tenant_id: Some(tenant_id),
+                    role: None,
+                });
+            }
+            AutomaticReason::AccessLost
+        }
+        None => AutomaticReason::NoContext,
+    };
+    let default = default_membership(db, user.id).await?;
+    let to = default.as_ref().map(|membership| membership.tenant_id);
+    if to.is_none() && user.is_super_admin && log.tenant_id.is_none() {
+        return Ok(TenantContext {
+            tenant_id: None,
+            role: None,
+        });
+    }
+    // Only the request that actually moves the context records it.
+    let moved = session_log::Entity::update_many()
+        .col_expr(session_log::Column::TenantId, Expr::value(to))
+        .col_expr(session_log::Column::UpdatedAt, Expr::value(now))
+        .filter(session_log::Column::Id.eq(log.id))
+        .filter(match log.tenant_id {
+            Some(from) => session_log::Column::TenantId.eq(from),
+            None => session_log::Column::TenantId.is_null(),
+        })
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1;
+    let metadata = json!({
+        "fromTenantId": log.tenant_id,
+        "toTenantId": to,
+        "reason": reason.as_str(),
+        "loginSessionId": log.id,
+    });
+    let event = match reason {
+        AutomaticReason::AccessLost => ContextChangeEventType::ResetToDefaultTenant,
+        AutomaticReason::Login | AutomaticReason::NoContext => ContextChangeEventType::ApplyDefaultTenant,
+    };
+    if moved && let Some(logged_tenant) = to.or(log.tenant_id) {
+        record(db, now, user.id, logged_tenant, event, metadata).await?;
+    }
+    match default {
+        Some(membership) => Ok(TenantContext {
+            tenant_id: Some(membership.tenant_id),
+            role: Some(membership.role),
+        }),
+        None if user.is_super_admin => Ok(TenantContext {
+            tenant_id: None,
+            role: None,
+        }),
+        None => Err(AppError::forbidden(
+            "you no longer have access to the tenant and have no default tenant: ask an administrator",
+        )),
+    }
+}
+
+/// Moves a login session to another tenant the user may access.
+pub async fn switch_tenant(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    user: &user::Model,
+    login_session_id: Uuid,
+    tenant_id: Uuid,
+) -> AppResult<TenantContext> {
+    let txn = db.begin().await?;
+    let membership = membership(&txn, user.id, tenant_id).await?;
+    let role = match membership {
+        Some(membership) => Some(membership.role),
+        None if user.is_super_admin && tenant::Entity::find_by_id(tenant_id).one(&txn).await?.is_some() => {
+            None
+        }
+        None => return Err(AppError::NotFound { resource: "tenant" }),
+    };
+    let log = session_log::Entity::find_by_id(login_session_id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound {
+            resource: "login session",
+        })?;
+    if log.tenant_id != Some(tenant_id) {
+        let from = log.tenant_id;
+        let mut change: session_log::ActiveModel = log.into();
+        change.tenant_id = Set(Some(tenant_id));
+        change.updated_at = Set(now);
+        change.update(&txn).await?;
+        record(
+            &txn,
+            now,
+            user.id,
+            tenant_id,
+            ContextChangeEventType::SwitchTenant,
+            json!({ "fromTenantId": from, "toTenantId": tenant_id, "loginSessionId": login_session_id }),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(TenantContext {
+        tenant_id: Some(tenant_id),
+        role,
+    })
+}
+
+/// Makes `tenant_id` the user's default tenant (a membership is required).
+pub async fn set_default_tenant(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    user_id: Uuid,
+    login_session_id: Uuid,
+    tenant_id: Uuid,
+) -> AppResult<tenant_membership::Model> {
+    let txn = db.begin().await?;
+    let target = membership(&txn, user_id, tenant_id)
+        .await?
+        .ok_or(AppError::NotFound { resource: "tenant" })?;
+    let previous = default_membership(&txn, user_id).await?;
+    if previous.as_ref().map(|membership| membership.id) == Some(target.id) {
+        txn.commit().await?;
+        return Ok(target);
+    }
+    tenant_membership::Entity::update_many()
+        .col_expr(tenant_membership::Column::IsDefault, Expr::value(false))
+        .col_expr(tenant_membership::Column::UpdatedAt, Expr::value(now))
+        .filter(tenant_membership::Column::UserId.eq(user_id))
+        .filter(tenant_membership::Column::IsDefault.eq(true))
+        .exec(&txn)
+        .await?;
+    let mut change: tenant_membership::ActiveModel = target.into();
+    change.is_default = Set(true);
+    change.updated_at = Set(now);
+    let updated = change.update(&txn).await?;
+    record(
+        &txn,
+        now,
+        user_id,
+        tenant_id,
+        ContextChangeEventType::SetDefaultTenant,
+        json!({
+            "fromTenantId": previous.map(|membership| membership.tenant_id),
+            "toTenantId": tenant_id,
+            "loginSessionId": login_session_id,
+        }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(updated)
+}
