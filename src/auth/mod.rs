@@ -21,6 +21,8 @@ pub enum Identity {
     Anonymous,
     /// Credentials were sent but refused; the text says why.
     Rejected(String),
+    /// A valid login whose user has lost access to every tenant; the text says why.
+    NoAccess(String),
     /// A logged-in person, in their active tenant.
     User(Arc<UserIdentity>),
     /// Another service (lock manager, notification service).

@@ -27,6 +27,7 @@ pub struct QueryRoot(
     tenancy::TenantContextQuery,
     login_sessions::LoginSessionsQuery,
     sessions::SessionsQuery,
+    sessions::SessionStateQuery,
 );
 
 /// The root mutation: every domain's mutations merged.
@@ -121,6 +122,7 @@ impl ContextExt for Context<'_> {
             Identity::User(viewer) => Ok(viewer),
             Identity::Anonymous => Err(AppError::login_required()),
             Identity::Rejected(reason) => Err(AppError::Unauthenticated(reason.clone())),
+            Identity::NoAccess(reason) => Err(AppError::Forbidden(reason.clone())),
             Identity::Service(_) => Err(AppError::forbidden("services may not do this")),
         }
     }

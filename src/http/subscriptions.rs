@@ -73,7 +73,7 @@ async fn connection_data(app: &AppState, payload: &Value, client: ClientInfo) ->
     )
     .await
     .map_err(|error| InitRejected::new(error.message()))?;
-    if let Identity::Rejected(reason) = &identity {
+    if let Identity::Rejected(reason) | Identity::NoAccess(reason) = &identity {
         return Err(InitRejected::new(reason.clone()));
     }
     let mut data = Data::default();

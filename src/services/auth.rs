@@ -210,7 +210,7 @@ pub async fn authenticate(
     };
     let context = match tenant_context::resolve(db, now, &log, &account).await {
         Ok(context) => context,
-        Err(AppError::Forbidden(reason)) => return Ok(Identity::Rejected(reason)),
+        Err(AppError::Forbidden(reason)) => return Ok(Identity::NoAccess(reason)),
         Err(error) => return Err(error),
     };
     touch_last_seen(db, now, &log, authenticator.settings.last_seen_resolution_secs).await?;

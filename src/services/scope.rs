@@ -9,7 +9,9 @@
 //! not found.
 
 use entity::tenant_membership::MembershipRole;
-use entity::{guardian_link, session, session_context_change, session_log, tenant_membership, user};
+use entity::{
+    guardian_link, school, session, session_context_change, session_log, tenant_membership, user,
+};
 use sea_orm::sea_query::{Condition, Query};
 use sea_orm::{ColumnTrait, EntityName};
 use uuid::Uuid;
@@ -47,6 +49,7 @@ impl Scope {
         match identity {
             Identity::Anonymous => Err(AppError::login_required()),
             Identity::Rejected(reason) => Err(AppError::Unauthenticated(reason.clone())),
+            Identity::NoAccess(reason) => Err(AppError::Forbidden(reason.clone())),
             Identity::Service(_) => Err(AppError::forbidden(
                 "services may only ask whether a session is active (isSessionActive, activeSession)",
             )),
@@ -157,6 +160,32 @@ impl Scope {
                 .add(user::Column::Id.in_subquery(self.supervised_users())),
             Reach::Own => Condition::all().add(user::Column::Id.eq(self.user_id)),
         }
+    }
+
+    /// Guardian links the viewer may see: an admin, every link of the tenant;
+    /// a guardian, those in which they are the guardian or the supervised
+    /// user; a member, those in which they are the supervised user.
+    pub fn guardian_links(&self) -> Condition {
+        let tenant = Condition::all().add(guardian_link::Column::TenantId.eq(self.tenant_id));
+        match self.reach {
+            Reach::Tenant => tenant,
+            Reach::Supervised => tenant.add(
+                Condition::any()
+                    .add(guardian_link::Column::GuardianId.eq(self.user_id))
+                    .add(guardian_link::Column::UserId.eq(self.user_id)),
+            ),
+            Reach::Own => tenant.add(guardian_link::Column::UserId.eq(self.user_id)),
+        }
+    }
+
+    /// The schools of the active tenant (what its administrators manage).
+    pub fn schools(&self) -> Condition {
+        Condition::all().add(school::Column::TenantId.eq(self.tenant_id))
+    }
+
+    /// The memberships of the active tenant (what its administrators manage).
+    pub fn memberships(&self) -> Condition {
+        Condition::all().add(tenant_membership::Column::TenantId.eq(self.tenant_id))
     }
 
     /// Users that may appear as participants of visible rows: any member of

@@ -14,7 +14,10 @@ fn export_schema_prints_the_committed_schema() {
         String::from_utf8_lossy(&output.stderr)
     );
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), committed);
+    assert!(
+        String::from_utf8(output.stdout).unwrap() == committed,
+        "`session-manager export-schema` differs from schema.graphql"
+    );
 }
 
 #[test]

@@ -83,10 +83,6 @@ pub struct TestApp {
     /// A connection to the test's database (the application's own pool).
     pub db: DatabaseConnection,
     /// The application's clock.
-    #[expect(
-        dead_code,
-        reason = "the time-driven tests (expiry, timeouts) of later issues drive it"
-    )]
     pub clock: Arc<ManualClock>,
     /// An HTTP client.
     pub client: reqwest::Client,

@@ -11,10 +11,13 @@
 mod fixtures;
 mod helpers;
 
+mod authorization;
 mod cli;
 mod graphql_http;
 mod health;
+mod login_sessions;
 mod migrations;
 mod schema;
 mod sessions;
+mod tenant_context;
 mod websocket;

@@ -1,5 +1,6 @@
 //! Guardian–user sessions and their content.
 
+mod state;
 mod types;
 
 use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
@@ -9,6 +10,7 @@ use uuid::Uuid;
 use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::services::sessions::{self as service, SessionCursor};
+pub use state::{SessionState, SessionStateQuery};
 pub use types::{LockProfile, Module, Session, SessionConfig, SessionStatus, Video};
 
 /// Session queries.

@@ -17,6 +17,10 @@ use crate::services::tenant_context;
 
 /// What changed the tenant context.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "the names are the event types of document 002"
+)]
 pub enum TenantContextEvent {
     /// The user switched tenant.
     SwitchTenant,
