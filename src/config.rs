@@ -45,6 +45,25 @@ pub struct Settings {
     pub session_security: SessionSecurityOptions,
     /// Limits on uploaded content metadata.
     pub content: ContentSettings,
+    /// Background jobs.
+    pub jobs: JobSettings,
+}
+
+/// Background jobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobSettings {
+    /// Seconds between sweeps that mark sessions past their end time as
+    /// expired (readers see them as expired at once regardless). Default 15.
+    pub expiry_sweep_interval_secs: u64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            expiry_sweep_interval_secs: 15,
+        }
+    }
 }
 
 /// HTTP listener and transport limits.
@@ -383,6 +402,11 @@ impl Settings {
         if self.auth.token_ttl_minutes < 1 {
             return Err(ConfigError::OutOfRange(
                 "auth.token_ttl_minutes must be at least 1".to_owned(),
+            ));
+        }
+        if self.jobs.expiry_sweep_interval_secs == 0 {
+            return Err(ConfigError::OutOfRange(
+                "jobs.expiry_sweep_interval_secs must be at least 1".to_owned(),
             ));
         }
         if self.graphql.default_page_size == 0 || self.graphql.default_page_size > self.graphql.max_page_size

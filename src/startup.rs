@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use sea_orm::DatabaseConnection;
@@ -10,9 +11,35 @@ use tokio::net::TcpListener;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
+use crate::events::EventBus;
 use crate::graphql::{AppState, build_schema};
 use crate::http::{HttpState, router};
+use crate::jobs::spawn_expiry_sweeper;
 use crate::services::auth::Authenticator;
+
+/// Observes every SQL statement the application runs (tests count them).
+pub type StatementObserver = Arc<dyn Fn(&sea_orm::metric::Info<'_>) + Send + Sync>;
+
+/// How to build an application beyond its settings.
+#[derive(Clone)]
+pub struct BuildOptions {
+    /// The clock (tests drive time by hand).
+    pub clock: SharedClock,
+    /// Called for every SQL statement, if set.
+    pub statement_observer: Option<StatementObserver>,
+    /// Run the background jobs (tests call them directly instead).
+    pub background_jobs: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            statement_observer: None,
+            background_jobs: true,
+        }
+    }
+}
 
 /// A built application, bound to its port, not yet serving.
 pub struct Application {
@@ -20,20 +47,31 @@ pub struct Application {
     address: SocketAddr,
     router: axum::Router,
     state: AppState,
+    background_jobs: bool,
 }
 
 impl Application {
     /// Connects to the database, migrates it, and binds the listener, with the real clock.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+        Self::build_with(settings, BuildOptions::default()).await
     }
 
-    /// Like [`Application::build`], with a given clock (tests drive time by hand).
-    pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
-        let db = crate::db::connect(&settings.database).await?;
+    /// Like [`Application::build`], with options (tests drive the clock by
+    /// hand and count statements).
+    pub async fn build_with(settings: Settings, options: BuildOptions) -> anyhow::Result<Self> {
+        let BuildOptions {
+            clock,
+            statement_observer,
+            background_jobs,
+        } = options;
+        let mut db = crate::db::connect(&settings.database).await?;
         if settings.database.migrate_on_start {
             crate::db::migrate(&db).await?;
         }
+        if let Some(observer) = statement_observer {
+            db.set_metric_callback(move |info| observer(info));
+        }
+        let events = EventBus::for_database(&db).await?;
         let listener = TcpListener::bind(settings.server.bind).await?;
         let address = listener.local_addr()?;
         let authenticator = Authenticator::new(&settings.auth);
@@ -42,6 +80,7 @@ impl Application {
             clock,
             settings: Arc::new(settings),
             authenticator,
+            events,
         };
         let schema = build_schema(state.clone());
         let router = router(HttpState {
@@ -53,6 +92,7 @@ impl Application {
             address,
             router,
             state,
+            background_jobs,
         })
     }
 
@@ -71,21 +111,29 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes; background jobs stop with it.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         tracing::info!(address = %self.address, "listening");
+        let sweeper = self.background_jobs.then(|| {
+            let interval = Duration::from_secs(self.state.settings.jobs.expiry_sweep_interval_secs);
+            spawn_expiry_sweeper(self.state.clone(), interval)
+        });
         // Small frames (subscription events) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|tcp| {
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
         });
-        axum::serve(
+        let served = axum::serve(
             listener,
             self.router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
+        served
     }
 
     /// Serves until Ctrl-C or SIGTERM.

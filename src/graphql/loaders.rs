@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
-use entity::{module, school, session_config, tenant, user, video};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use entity::{guardian_link, module, school, session_config, tenant, tenant_membership, user, video};
 use sea_orm::EntityName;
 use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
@@ -27,43 +27,77 @@ pub struct DbLoader {
 }
 
 /// Request data: the batching loader.
-pub type Loaders = DataLoader<DbLoader>;
+pub type Loaders = DataLoader<DbLoader, HashMapCache>;
 
 /// Builds the loaders for one request or WebSocket connection. Nothing is
 /// cached between loads, so a long-lived connection never sees stale rows.
 pub fn loaders(db: DatabaseConnection, scope: Option<Scope>) -> Loaders {
-    DataLoader::new(DbLoader { db, scope }, tokio::spawn)
+    DataLoader::with_cache(DbLoader { db, scope }, tokio::spawn, HashMapCache::default())
+}
+
+/// Loaders for a long-lived WebSocket connection: batching only, no cache,
+/// so that every event reads current rows.
+pub fn uncached_loaders(db: DatabaseConnection, scope: Option<Scope>) -> Loaders {
+    let loaders = loaders(db, scope);
+    loaders.enable_all_cache(false);
+    loaders
 }
 
 /// The modules of a session, in `order_index` order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ModulesOfSession(pub Uuid);
 
 /// The videos of a module, oldest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VideosOfModule(pub Uuid);
 
 /// The config of a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConfigOfSession(pub Uuid);
 
 /// A tenant by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantById(pub Uuid);
 
 /// A user by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserById(pub Uuid);
 
 /// The schools of a tenant, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SchoolsOfTenant(pub Uuid);
 
-fn group_by<K, M>(rows: Vec<M>, key: impl Fn(&M) -> Uuid, wrap: impl Fn(Uuid) -> K) -> HashMap<K, Vec<M>>
+/// A school by id (of a tenant the viewer may see).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SchoolById(pub Uuid);
+
+/// The memberships of a user in the tenants the viewer may see, default
+/// first, then oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MembershipsOfUser(pub Uuid);
+
+/// The guardians of a user in the active tenant (through the guardian
+/// links the viewer may see), by e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GuardiansOfUser(pub Uuid);
+
+/// The users a guardian supervises in the active tenant (through the
+/// guardian links the viewer may see), by e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SupervisedUsersOfUser(pub Uuid);
+
+fn group_by<K, M>(
+    keys: &[K],
+    rows: Vec<M>,
+    key: impl Fn(&M) -> Uuid,
+    wrap: impl Fn(Uuid) -> K,
+) -> HashMap<K, Vec<M>>
 where
-    K: Eq + std::hash::Hash,
+    K: Eq + std::hash::Hash + Clone,
 {
-    let mut groups: HashMap<K, Vec<M>> = HashMap::new();
+    // Every key gets an entry, empty when nothing matched, so that a cached
+    // loader answers it next time without another statement.
+    let mut groups: HashMap<K, Vec<M>> = keys.iter().map(|key| (key.clone(), Vec::new())).collect();
     for row in rows {
         groups.entry(wrap(key(&row))).or_default().push(row);
     }
@@ -97,7 +131,7 @@ impl Loader<ModulesOfSession> for DbLoader {
             .order_by_asc(module::Column::OrderIndex)
             .all(&self.db)
             .await?;
-        Ok(group_by(rows, |row| row.session_id, ModulesOfSession))
+        Ok(group_by(keys, rows, |row| row.session_id, ModulesOfSession))
     }
 }
 
@@ -124,7 +158,7 @@ impl Loader<VideosOfModule> for DbLoader {
             .order_by_asc(video::Column::Id)
             .all(&self.db)
             .await?;
-        Ok(group_by(rows, |row| row.module_id, VideosOfModule))
+        Ok(group_by(keys, rows, |row| row.module_id, VideosOfModule))
     }
 }
 
@@ -145,12 +179,13 @@ impl Loader<SchoolsOfTenant> for DbLoader {
             .order_by_asc(school::Column::Name)
             .all(&self.db)
             .await?;
-        Ok(group_by(rows, |row| row.tenant_id, SchoolsOfTenant))
+        Ok(group_by(keys, rows, |row| row.tenant_id, SchoolsOfTenant))
     }
 }
 
 impl Loader<ConfigOfSession> for DbLoader {
-    type Value = session_config::Model;
+    /// `None` for a session without a config (cached like a found one).
+    type Value = Option<session_config::Model>;
     type Error = Arc<DbErr>;
 
     async fn load(
@@ -165,10 +200,13 @@ impl Loader<ConfigOfSession> for DbLoader {
             .filter(session_config::Column::SessionId.in_subquery(scope.session_ids()))
             .all(&self.db)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| (ConfigOfSession(row.session_id), row))
-            .collect())
+        let mut configs: HashMap<ConfigOfSession, Self::Value> =
+            keys.iter().map(|key| (*key, None)).collect();
+        configs.extend(
+            rows.into_iter()
+                .map(|row| (ConfigOfSession(row.session_id), Some(row))),
+        );
+        Ok(configs)
     }
 }
 
@@ -203,5 +241,136 @@ impl Loader<UserById> for DbLoader {
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(|row| (UserById(row.id), row)).collect())
+    }
+}
+
+impl Loader<SchoolById> for DbLoader {
+    type Value = school::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[SchoolById]) -> Result<HashMap<SchoolById, Self::Value>, Self::Error> {
+        let Some(scope) = &self.scope else {
+            return Ok(HashMap::new());
+        };
+        let rows = school::Entity::find()
+            .filter(school::Column::Id.is_in(keys.iter().map(|key| key.0)))
+            .filter(school::Column::TenantId.in_subquery(visible_tenant_ids(scope)))
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|row| (SchoolById(row.id), row)).collect())
+    }
+}
+
+impl Loader<MembershipsOfUser> for DbLoader {
+    type Value = Vec<tenant_membership::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[MembershipsOfUser],
+    ) -> Result<HashMap<MembershipsOfUser, Self::Value>, Self::Error> {
+        let Some(scope) = &self.scope else {
+            return Ok(HashMap::new());
+        };
+        let rows = tenant_membership::Entity::find()
+            .filter(tenant_membership::Column::UserId.is_in(keys.iter().map(|key| key.0)))
+            .filter(tenant_membership::Column::TenantId.in_subquery(visible_tenant_ids(scope)))
+            .order_by_desc(tenant_membership::Column::IsDefault)
+            .order_by_asc(tenant_membership::Column::CreatedAt)
+            .order_by_asc(tenant_membership::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(group_by(keys, rows, |row| row.user_id, MembershipsOfUser))
+    }
+}
+
+/// Which end of a guardian link a lookup starts from.
+#[derive(Debug, Clone, Copy)]
+enum LinkEnd {
+    /// Keys are supervised users; values their guardians.
+    Guardians,
+    /// Keys are guardians; values the users they supervise.
+    Supervised,
+}
+
+impl DbLoader {
+    /// The people at the other end of the visible guardian links of `ids`,
+    /// in two statements (the links, then the people), by e-mail.
+    async fn linked_users(
+        &self,
+        ids: Vec<Uuid>,
+        end: LinkEnd,
+    ) -> Result<HashMap<Uuid, Vec<user::Model>>, DbErr> {
+        let Some(scope) = &self.scope else {
+            return Ok(HashMap::new());
+        };
+        let from = match end {
+            LinkEnd::Guardians => guardian_link::Column::UserId,
+            LinkEnd::Supervised => guardian_link::Column::GuardianId,
+        };
+        let links = guardian_link::Entity::find()
+            .filter(from.is_in(ids))
+            .filter(scope.guardian_links())
+            .all(&self.db)
+            .await?;
+        let pick = |link: &guardian_link::Model| match end {
+            LinkEnd::Guardians => (link.user_id, link.guardian_id),
+            LinkEnd::Supervised => (link.guardian_id, link.user_id),
+        };
+        let people: HashMap<Uuid, user::Model> = user::Entity::find()
+            .filter(user::Column::Id.is_in(links.iter().map(|link| pick(link).1)))
+            .filter(scope.tenant_users())
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|person| (person.id, person))
+            .collect();
+        let mut groups: HashMap<Uuid, Vec<user::Model>> = HashMap::new();
+        for link in &links {
+            let (key, other) = pick(link);
+            if let Some(person) = people.get(&other) {
+                groups.entry(key).or_default().push(person.clone());
+            }
+        }
+        for group in groups.values_mut() {
+            group.sort_by(|a, b| a.email.cmp(&b.email).then(a.id.cmp(&b.id)));
+        }
+        Ok(groups)
+    }
+}
+
+impl Loader<GuardiansOfUser> for DbLoader {
+    type Value = Vec<user::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[GuardiansOfUser],
+    ) -> Result<HashMap<GuardiansOfUser, Self::Value>, Self::Error> {
+        let groups = self
+            .linked_users(keys.iter().map(|key| key.0).collect(), LinkEnd::Guardians)
+            .await?;
+        Ok(groups
+            .into_iter()
+            .map(|(id, people)| (GuardiansOfUser(id), people))
+            .collect())
+    }
+}
+
+impl Loader<SupervisedUsersOfUser> for DbLoader {
+    type Value = Vec<user::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[SupervisedUsersOfUser],
+    ) -> Result<HashMap<SupervisedUsersOfUser, Self::Value>, Self::Error> {
+        let groups = self
+            .linked_users(keys.iter().map(|key| key.0).collect(), LinkEnd::Supervised)
+            .await?;
+        Ok(groups
+            .into_iter()
+            .map(|(id, people)| (SupervisedUsersOfUser(id), people))
+            .collect())
     }
 }

@@ -1,5 +1,6 @@
 //! The GraphQL schema: per-domain objects merged into one root.
 
+pub mod content;
 pub mod loaders;
 pub mod login_sessions;
 pub mod sessions;
@@ -9,13 +10,14 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use async_graphql::extensions::Tracing;
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema};
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::auth::{Identity, UserIdentity};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::error::AppError;
+use crate::events::EventBus;
 use crate::services::auth::{Authenticator, ClientInfo};
 use crate::services::scope::Scope;
 use loaders::{DbLoader, Loaders};
@@ -25,9 +27,11 @@ use loaders::{DbLoader, Loaders};
 pub struct QueryRoot(
     tenancy::TenancyQuery,
     tenancy::TenantContextQuery,
+    tenancy::AdminQuery,
     login_sessions::LoginSessionsQuery,
     sessions::SessionsQuery,
     sessions::SessionStateQuery,
+    content::ContentQuery,
 );
 
 /// The root mutation: every domain's mutations merged.
@@ -36,10 +40,14 @@ pub struct MutationRoot(
     login_sessions::LoginSessionsMutation,
     tenancy::TenantContextMutation,
     tenancy::TenancyMutation,
+    tenancy::AdminMutation,
+    sessions::SessionsMutation,
+    content::ContentMutation,
 );
 
-/// The root subscription.
-pub type SubscriptionRoot = EmptySubscription;
+/// The root subscription: every domain's subscriptions merged.
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(sessions::SessionsSubscription);
 
 /// The executable schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -55,15 +63,21 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Token keys and service credentials.
     pub authenticator: Authenticator,
+    /// Where live changes are published.
+    pub events: EventBus,
 }
 
 /// Builds the schema with its limits and long-lived data.
 pub fn build_schema(state: AppState) -> AppSchema {
     let graphql = &state.settings.graphql;
-    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .limit_depth(graphql.max_depth)
-        .limit_complexity(graphql.max_complexity)
-        .extension(Tracing);
+    let mut builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .limit_depth(graphql.max_depth)
+    .limit_complexity(graphql.max_complexity)
+    .extension(Tracing);
     if !graphql.introspection {
         builder = builder.disable_introspection();
     }
@@ -72,9 +86,13 @@ pub fn build_schema(state: AppState) -> AppSchema {
 
 /// The schema's SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .finish()
+    .sdl()
 }
 
 /// Typed access to the data every resolver needs.

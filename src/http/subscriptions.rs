@@ -15,7 +15,7 @@ use super::graphql::client_info;
 use super::ws::{self, InitRejected, WsProtocol, WsSettings};
 use crate::auth::Identity;
 use crate::graphql::AppState;
-use crate::graphql::loaders::loaders;
+use crate::graphql::loaders::uncached_loaders;
 use crate::services::auth::{ClientInfo, authenticate};
 use crate::services::scope::Scope;
 
@@ -77,7 +77,7 @@ async fn connection_data(app: &AppState, payload: &Value, client: ClientInfo) ->
         return Err(InitRejected::new(reason.clone()));
     }
     let mut data = Data::default();
-    data.insert(loaders(app.db.clone(), Scope::of(&identity).ok()));
+    data.insert(uncached_loaders(app.db.clone(), Scope::of(&identity).ok()));
     data.insert(identity);
     data.insert(client);
     Ok(data)

@@ -223,6 +223,16 @@ pub async fn authenticate(
     })))
 }
 
+/// Whether a login session is still open (checked again for every
+/// subscription event, so a revoked session stops receiving at once).
+pub async fn is_open(db: &impl sea_orm::ConnectionTrait, login_session_id: Uuid) -> AppResult<bool> {
+    Ok(session_log::Entity::find_by_id(login_session_id)
+        .filter(session_log::Column::LogoutAt.is_null())
+        .one(db)
+        .await?
+        .is_some())
+}
+
 /// How an end reason reads in a message.
 pub fn end_reason_text(reason: SessionEndReason) -> &'static str {
     match reason {

@@ -1,6 +1,8 @@
 //! Domain logic over a connection or a transaction. No GraphQL types here.
 
+pub mod admin;
 pub mod auth;
+pub mod content;
 pub mod login_sessions;
 pub mod passwords;
 pub mod scope;

@@ -9,11 +9,9 @@
 //! not found.
 
 use entity::tenant_membership::MembershipRole;
-use entity::{
-    guardian_link, school, session, session_context_change, session_log, tenant_membership, user,
-};
+use entity::{guardian_link, school, session, session_context_change, session_log, tenant_membership, user};
 use sea_orm::sea_query::{Condition, Query};
-use sea_orm::{ColumnTrait, EntityName};
+use sea_orm::{ColumnTrait, EntityName, QueryFilter};
 use uuid::Uuid;
 
 use crate::auth::{Identity, UserIdentity};
@@ -186,6 +184,35 @@ impl Scope {
     /// The memberships of the active tenant (what its administrators manage).
     pub fn memberships(&self) -> Condition {
         Condition::all().add(tenant_membership::Column::TenantId.eq(self.tenant_id))
+    }
+
+    /// Whether a session with these participants is in scope: the check a
+    /// subscription makes for every event before delivering it.
+    pub async fn sees_session(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        guardian_id: Option<Uuid>,
+    ) -> AppResult<bool> {
+        if tenant_id != self.tenant_id {
+            return Ok(false);
+        }
+        Ok(match self.reach {
+            Reach::Tenant => true,
+            Reach::Own => user_id == self.user_id,
+            Reach::Supervised => {
+                user_id == self.user_id
+                    || guardian_id == Some(self.user_id)
+                    || <guardian_link::Entity as sea_orm::EntityTrait>::find()
+                        .filter(guardian_link::Column::TenantId.eq(self.tenant_id))
+                        .filter(guardian_link::Column::GuardianId.eq(self.user_id))
+                        .filter(guardian_link::Column::UserId.eq(user_id))
+                        .one(db)
+                        .await?
+                        .is_some()
+            }
+        })
     }
 
     /// Users that may appear as participants of visible rows: any member of

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use chrono::{TimeZone, Utc};
 use reqwest::StatusCode;
@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use session_manager::Application;
 use session_manager::clock::ManualClock;
 use session_manager::config::{ServiceCredential, Settings};
+use session_manager::graphql::AppState;
+use session_manager::startup::BuildOptions;
 use session_manager::telemetry::{self, LogSink};
 use tokio::sync::{Mutex, OnceCell, oneshot};
 
@@ -84,6 +86,10 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     /// The application's clock.
     pub clock: Arc<ManualClock>,
+    /// How many SQL statements the application has run so far.
+    pub statements: Arc<AtomicUsize>,
+    /// The application's state (to run its jobs by hand).
+    pub state: AppState,
     /// An HTTP client.
     pub client: reqwest::Client,
     /// The database, dropped with the app.
@@ -118,9 +124,19 @@ impl TestApp {
         }];
         adjust(&mut settings);
         let clock = Arc::new(ManualClock::new(test_epoch()));
-        let application = Application::build_with_clock(settings, clock.clone())
+        let statements = Arc::new(AtomicUsize::new(0));
+        let counter = statements.clone();
+        let options = BuildOptions {
+            clock: clock.clone(),
+            statement_observer: Some(Arc::new(move |_info: &sea_orm::metric::Info<'_>| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            })),
+            background_jobs: false,
+        };
+        let application = Application::build_with(settings, options)
             .await
             .expect("application builds");
+        let state = application.state().clone();
         let address = application.address();
         let db = application.db().clone();
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -131,6 +147,8 @@ impl TestApp {
             address,
             db,
             clock,
+            statements,
+            state,
             client: reqwest::Client::new(),
             database,
             shutdown: Some(shutdown),

@@ -13,11 +13,16 @@ mod helpers;
 
 mod authorization;
 mod cli;
+mod content;
+mod dataloaders;
 mod graphql_http;
 mod health;
 mod login_sessions;
 mod migrations;
 mod schema;
+mod session_lifecycle;
 mod sessions;
+mod subscriptions;
 mod tenant_context;
 mod websocket;
+mod ws_client;

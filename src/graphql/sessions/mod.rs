@@ -1,15 +1,28 @@
-//! Guardian–user sessions and their content.
+//! Guardian–user sessions: queries, the lifecycle mutations, and live status
+//! subscriptions.
 
+mod inputs;
+mod live;
+mod prefetch;
 mod state;
 mod types;
 
-use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::connection::{Connection, CursorType as _, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, Object, Result};
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use crate::error::AppError;
-use crate::graphql::ContextExt;
-use crate::services::sessions::{self as service, SessionCursor};
+use crate::events::Event;
+use crate::graphql::{AppState, ContextExt};
+use crate::services::scope::Scope;
+use crate::services::sessions::{self as service, SessionFilter, SessionOrder, SortValue, Transition};
+pub use inputs::{
+    ConfigInput, CreateSessionInput, LockProfileInput, OrderDirection, SessionFilterInput, SessionOrderBy,
+    SessionOrderField, StartSessionInput, UpdateSessionInput,
+};
+pub use live::{SessionChangeKind, SessionStatusEvent, SessionsSubscription, UnlockNotification};
 pub use state::{SessionState, SessionStateQuery};
 pub use types::{LockProfile, Module, Session, SessionConfig, SessionStatus, Video};
 
@@ -17,15 +30,37 @@ pub use types::{LockProfile, Module, Session, SessionConfig, SessionStatus, Vide
 #[derive(Default)]
 pub struct SessionsQuery;
 
+/// A position in a session listing.
+type Cursor = OpaqueCursor<(SortValue, Uuid)>;
+
+/// Extra fields of a page of sessions.
+pub struct SessionConnectionFields {
+    scope: Scope,
+    filter: SessionFilter,
+    now: DateTime<Utc>,
+}
+
+#[Object]
+impl SessionConnectionFields {
+    /// How many sessions match the filter, over all pages.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        let state = ctx.state()?;
+        Ok(service::count_sessions(&state.db, &self.scope, &self.filter, self.now).await?)
+    }
+}
+
 /// A page of sessions.
-pub type SessionConnection = Connection<OpaqueCursor<SessionCursor>, Session, EmptyFields, EmptyFields>;
+pub type SessionConnection = Connection<Cursor, Session, SessionConnectionFields, EmptyFields>;
 
 #[Object]
 impl SessionsQuery {
-    /// Sessions, newest first, as a Relay cursor connection.
+    /// Sessions you may see, as a Relay cursor connection; newest first
+    /// unless `orderBy` says otherwise.
     async fn sessions(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Which sessions.")] filter: Option<SessionFilterInput>,
+        #[graphql(desc = "Sort order; ties are broken by id.")] order_by: Option<SessionOrderBy>,
         #[graphql(desc = "Page size; defaults to the configured page size, at most the configured maximum.")]
         first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
@@ -47,18 +82,31 @@ impl SessionsQuery {
         }
         let after = after
             .map(|cursor| {
-                OpaqueCursor::<SessionCursor>::decode_cursor(&cursor)
+                Cursor::decode_cursor(&cursor)
                     .map(|cursor| cursor.0)
                     .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this API"))
             })
             .transpose()?;
-        let page = service::page_sessions(&state.db, &scope, after, limit).await?;
-        let mut connection = Connection::new(after.is_some(), page.has_next_page);
-        connection.edges.extend(
-            page.sessions
-                .into_iter()
-                .map(|session| Edge::new(OpaqueCursor((session.created_at, session.id)), Session(session))),
+        let filter = filter
+            .map(SessionFilterInput::into_filter)
+            .transpose()?
+            .unwrap_or_default();
+        let order: SessionOrder = order_by.map(Into::into).unwrap_or_default();
+        let now = state.clock.now();
+        let has_previous = after.is_some();
+        let page = service::page_sessions(&state.db, &scope, &filter, order, after, limit, now).await?;
+        prefetch::prefetch(ctx, &page.sessions).await?;
+        let mut connection = Connection::with_additional_fields(
+            has_previous,
+            page.has_next_page,
+            SessionConnectionFields { scope, filter, now },
         );
+        connection.edges.extend(page.sessions.into_iter().map(|session| {
+            Edge::new(
+                OpaqueCursor((order.key_of(&session), session.id)),
+                Session(session),
+            )
+        }));
         Ok(connection)
     }
 
@@ -70,4 +118,130 @@ impl SessionsQuery {
     }
 }
 
-use async_graphql::connection::CursorType as _;
+/// Commits `txn`, then publishes what it changed.
+async fn commit_and_publish(
+    state: &AppState,
+    txn: DatabaseTransaction,
+    events: Vec<Event>,
+) -> Result<(), AppError> {
+    txn.commit().await?;
+    for event in events {
+        state.events.publish(event).await;
+    }
+    Ok(())
+}
+
+/// Session mutations. Each runs in one transaction and announces its
+/// change to subscribers once committed.
+#[derive(Default)]
+pub struct SessionsMutation;
+
+#[Object]
+impl SessionsMutation {
+    /// A guardian (or a tenant admin) starts a session for a user they
+    /// supervise, now, optionally with an end time or duration and a config.
+    async fn start_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The supervised user.")] user_id: Uuid,
+        #[graphql(
+            desc = "The supervising guardian: yourself if you are a guardian; any guardian of the user for an admin; none for an admin-run session."
+        )]
+        guardian_id: Option<Uuid>,
+        input: Option<StartSessionInput>,
+    ) -> Result<Session> {
+        let state = ctx.state()?;
+        let scope = ctx.scope()?;
+        let input = input.map(StartSessionInput::into_new_session).unwrap_or_default();
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let (row, events) =
+            service::start_session(&txn, &scope, user_id, guardian_id, input, state.clock.now()).await?;
+        commit_and_publish(state, txn, events).await?;
+        Ok(Session(row))
+    }
+
+    /// Creates a session of your own (document 001), starting now.
+    async fn create_session(&self, ctx: &Context<'_>, input: CreateSessionInput) -> Result<Session> {
+        let state = ctx.state()?;
+        let scope = ctx.scope()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let (row, events) =
+            service::create_session(&txn, &scope, input.into_new_session(), state.clock.now()).await?;
+        commit_and_publish(state, txn, events).await?;
+        Ok(Session(row))
+    }
+
+    /// Changes the name, type or end time of an active session.
+    async fn update_session(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        input: UpdateSessionInput,
+    ) -> Result<Session> {
+        let state = ctx.state()?;
+        let scope = ctx.scope()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let (row, events) =
+            service::update_session(&txn, &scope, id, input.into(), state.clock.now()).await?;
+        commit_and_publish(state, txn, events).await?;
+        Ok(Session(row))
+    }
+
+    /// Ends an active session now. Ending it before its end time is an
+    /// unlock: its guardian is notified when the config asks for it.
+    async fn end_session(&self, ctx: &Context<'_>, id: Uuid) -> Result<Session> {
+        self.change(ctx, id, Transition::End).await
+    }
+
+    /// Revokes an active session (guardians and administrators).
+    async fn revoke_session(&self, ctx: &Context<'_>, id: Uuid) -> Result<Session> {
+        self.change(ctx, id, Transition::Revoke).await
+    }
+
+    /// Deletes a session with its config, modules and videos. Returns its id.
+    async fn delete_session(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
+        let state = ctx.state()?;
+        let scope = ctx.scope()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let (row, events) = service::delete_session(&txn, &scope, id, state.clock.now()).await?;
+        commit_and_publish(state, txn, events).await?;
+        Ok(row.id)
+    }
+
+    /// Sets the config of an active session (created when it has none);
+    /// omitted fields keep their value.
+    async fn set_session_config(
+        &self,
+        ctx: &Context<'_>,
+        session_id: Uuid,
+        input: ConfigInput,
+    ) -> Result<Session> {
+        let state = ctx.state()?;
+        let scope = ctx.scope()?;
+        let now = state.clock.now();
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let row = service::find_changeable(&txn, &scope, session_id, now).await?;
+        service::set_config(&txn, row.id, input.into(), now).await?;
+        let event = Event::Session(crate::events::SessionEvent {
+            change: crate::events::SessionChange::ConfigChanged,
+            session_id: row.id,
+            tenant_id: row.tenant_id,
+            user_id: row.user_id,
+            guardian_id: row.guardian_id,
+            occurred_at: now,
+        });
+        commit_and_publish(state, txn, vec![event]).await?;
+        Ok(Session(row))
+    }
+}
+
+impl SessionsMutation {
+    async fn change(&self, ctx: &Context<'_>, id: Uuid, transition: Transition) -> Result<Session> {
+        let state = ctx.state()?;
+        let scope = ctx.scope()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let (row, events) = service::transition(&txn, &scope, id, transition, state.clock.now()).await?;
+        commit_and_publish(state, txn, events).await?;
+        Ok(Session(row))
+    }
+}

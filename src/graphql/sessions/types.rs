@@ -2,13 +2,16 @@
 
 use async_graphql::{Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{module, session, session_config, video};
+use entity::{module, session, session_config};
 use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::graphql::loaders::{ConfigOfSession, ModulesOfSession, TenantById, UserById, VideosOfModule};
 use crate::graphql::tenancy::{Tenant, User};
+
+/// Videos moved to the content module; re-exported for the `Module.videos` field.
+pub use crate::graphql::content::Video;
 
 /// Where a session is in its lifecycle. Only `ACTIVE` sessions are enforced.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -51,9 +54,11 @@ impl Session {
     async fn session_type(&self) -> &str {
         &self.0.session_type
     }
-    /// Lifecycle state.
-    async fn status(&self) -> SessionStatus {
-        self.0.status.into()
+    /// Lifecycle state. An active session past its end time reads as
+    /// `EXPIRED` even before the sweeper has recorded it.
+    async fn status(&self, ctx: &async_graphql::Context<'_>) -> Result<SessionStatus> {
+        let now = ctx.state()?.clock.now();
+        Ok(crate::services::sessions::effective_status(&self.0, now).into())
     }
     /// When the session started.
     async fn start_time(&self) -> DateTime<Utc> {
@@ -94,7 +99,11 @@ impl Session {
     }
     /// Session-specific rules, if any.
     async fn config(&self, ctx: &async_graphql::Context<'_>) -> Result<Option<SessionConfig>> {
-        Ok(ctx.load_one(ConfigOfSession(self.0.id)).await?.map(SessionConfig))
+        Ok(ctx
+            .load_one(ConfigOfSession(self.0.id))
+            .await?
+            .flatten()
+            .map(SessionConfig))
     }
     /// Content modules in order.
     async fn modules(&self, ctx: &async_graphql::Context<'_>) -> Result<Vec<Module>> {
@@ -178,40 +187,5 @@ impl Module {
             .into_iter()
             .map(Video)
             .collect())
-    }
-}
-
-/// A video file of a module.
-pub struct Video(pub video::Model);
-
-#[Object]
-impl Video {
-    /// Identifier.
-    async fn id(&self) -> Uuid {
-        self.0.id
-    }
-    /// File name as uploaded.
-    async fn file_name(&self) -> &str {
-        &self.0.file_name
-    }
-    /// Where the file is served from.
-    async fn file_url(&self) -> &str {
-        &self.0.file_url
-    }
-    /// Size in bytes.
-    async fn file_size(&self) -> i64 {
-        self.0.file_size
-    }
-    /// MIME type, e.g. `video/mp4`.
-    async fn mime_type(&self) -> &str {
-        &self.0.mime_type
-    }
-    /// When the row was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    /// When the row last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
     }
 }

@@ -8,11 +8,18 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::graphql::ContextExt;
-use crate::graphql::loaders::{SchoolsOfTenant, TenantById};
+use crate::graphql::loaders::{
+    GuardiansOfUser, MembershipsOfUser, SchoolById, SchoolsOfTenant, SupervisedUsersOfUser, TenantById,
+};
 use crate::services::tenancy as service;
 
+mod admin;
 mod context;
 
+pub use admin::{
+    AddMembershipInput, AdminMutation, AdminQuery, CreateSchoolInput, CreateUserInput, GuardianLink,
+    UpdateSchoolInput, UpdateTenantInput, UpdateUserInput,
+};
 pub use context::{TenantContextChange, TenantContextMutation, TenantContextQuery};
 
 /// A user's role in a tenant.
@@ -173,6 +180,18 @@ impl School {
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// The tenant (district) it belongs to.
+    async fn tenant_id(&self) -> Uuid {
+        self.0.tenant_id
+    }
+    /// When the row was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the row last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
 }
 
 /// A person with an account: supervised user, guardian or administrator.
@@ -191,5 +210,69 @@ impl User {
     /// Display name.
     async fn name(&self) -> Option<&str> {
         self.0.name.as_deref()
+    }
+    /// Whether the user administers the whole system.
+    async fn is_super_admin(&self) -> bool {
+        self.0.is_super_admin
+    }
+    /// The user's school, if any (and in a tenant you may see).
+    async fn school(&self, ctx: &Context<'_>) -> Result<Option<School>> {
+        let Some(school_id) = self.0.school_id else {
+            return Ok(None);
+        };
+        Ok(ctx.load_one(SchoolById(school_id)).await?.map(School))
+    }
+    /// The user's role in your active tenant, if they are a member.
+    async fn role(&self, ctx: &Context<'_>) -> Result<Option<MembershipRole>> {
+        let Ok(scope) = ctx.scope() else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .load_one(MembershipsOfUser(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .find(|membership| membership.tenant_id == scope.tenant_id)
+            .map(|membership| membership.role.into()))
+    }
+    /// The user's memberships in the tenants you may see, default first.
+    async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
+        Ok(ctx
+            .load_one(MembershipsOfUser(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Membership)
+            .collect())
+    }
+    /// The user's guardians in the active tenant (through the guardian links
+    /// you may see), by e-mail.
+    async fn guardians(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
+        Ok(ctx
+            .load_one(GuardiansOfUser(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(User)
+            .collect())
+    }
+    /// The users this user supervises in the active tenant (through the
+    /// guardian links you may see), by e-mail.
+    async fn supervised_users(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
+        Ok(ctx
+            .load_one(SupervisedUsersOfUser(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(User)
+            .collect())
+    }
+    /// When the account was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the account last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
     }
 }

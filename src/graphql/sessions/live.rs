@@ -1,0 +1,286 @@
+//! Live session status for the guardian dashboard: every start, end,
+//! expiry, revocation and config change, delivered only to subscribers
+//! allowed to see it (checked per event), from every server instance.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, Object, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use futures_util::stream;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::types::{Session, SessionStatus};
+use crate::auth::UserIdentity;
+use crate::error::AppError;
+use crate::events::{self, Event, SessionChange};
+use crate::graphql::{AppState, ContextExt};
+use crate::services::auth::is_open;
+use crate::services::scope::Scope;
+use crate::services::sessions as service;
+
+/// What happened to a session.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SessionChangeKind {
+    /// Started or created.
+    Started,
+    /// Name, type or end time changed.
+    Updated,
+    /// Config changed.
+    ConfigChanged,
+    /// Ended.
+    Ended,
+    /// Passed its end time.
+    Expired,
+    /// Revoked.
+    Revoked,
+    /// Deleted.
+    Deleted,
+}
+
+impl From<SessionChange> for SessionChangeKind {
+    fn from(change: SessionChange) -> Self {
+        match change {
+            SessionChange::Started => Self::Started,
+            SessionChange::Updated => Self::Updated,
+            SessionChange::ConfigChanged => Self::ConfigChanged,
+            SessionChange::Ended => Self::Ended,
+            SessionChange::Expired => Self::Expired,
+            SessionChange::Revoked => Self::Revoked,
+            SessionChange::Deleted => Self::Deleted,
+        }
+    }
+}
+
+/// A change of a session, as pushed to subscribers.
+pub struct SessionStatusEvent(events::SessionEvent);
+
+#[Object]
+impl SessionStatusEvent {
+    /// What happened.
+    async fn change(&self) -> SessionChangeKind {
+        self.0.change.into()
+    }
+    /// The session.
+    async fn session_id(&self) -> Uuid {
+        self.0.session_id
+    }
+    /// The status the change left it in (none once deleted).
+    async fn status(&self) -> Option<SessionStatus> {
+        match self.0.change {
+            SessionChange::Started | SessionChange::Updated | SessionChange::ConfigChanged => {
+                Some(SessionStatus::Active)
+            }
+            SessionChange::Ended => Some(SessionStatus::Ended),
+            SessionChange::Expired => Some(SessionStatus::Expired),
+            SessionChange::Revoked => Some(SessionStatus::Revoked),
+            SessionChange::Deleted => None,
+        }
+    }
+    /// The supervised user.
+    async fn user_id(&self) -> Uuid {
+        self.0.user_id
+    }
+    /// The guardian, if any.
+    async fn guardian_id(&self) -> Option<Uuid> {
+        self.0.guardian_id
+    }
+    /// When it happened.
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+    /// The session as it is now (none once deleted).
+    async fn session(&self, ctx: &Context<'_>) -> Result<Option<Session>> {
+        if self.0.change == SessionChange::Deleted {
+            return Ok(None);
+        }
+        let state = ctx.state()?;
+        let scope = ctx.scope()?;
+        match service::find_session(&state.db, &scope, self.0.session_id).await {
+            Ok(row) => Ok(Some(Session(row))),
+            Err(AppError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// A guardian's session was unlocked (ended early) by the supervised user.
+#[derive(SimpleObject)]
+pub struct UnlockNotification {
+    /// The session.
+    pub session_id: Uuid,
+    /// The user who unlocked it.
+    pub user_id: Uuid,
+    /// The session config's custom message.
+    pub message: Option<String>,
+    /// When it was unlocked.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Which session events a subscriber asked for.
+#[derive(Debug, Clone, Copy, Default)]
+struct Interest {
+    session_id: Option<Uuid>,
+    user_id: Option<Uuid>,
+    guardian_id: Option<Uuid>,
+}
+
+impl Interest {
+    fn matches(&self, event: &events::SessionEvent) -> bool {
+        self.session_id.is_none_or(|id| id == event.session_id)
+            && self.user_id.is_none_or(|id| id == event.user_id)
+            && self.guardian_id.is_none_or(|id| Some(id) == event.guardian_id)
+    }
+}
+
+/// What to do with one event for one subscriber.
+enum Verdict<T> {
+    Skip,
+    Deliver(T),
+    Stop(AppError),
+}
+
+/// The subscriber of one subscription: who they are and what they may see.
+#[derive(Clone)]
+struct Subscriber {
+    state: AppState,
+    viewer: Arc<UserIdentity>,
+    scope: Scope,
+}
+
+impl Subscriber {
+    fn new(ctx: &Context<'_>) -> Result<Self, AppError> {
+        let scope = ctx.scope()?;
+        let viewer = Arc::new(ctx.viewer()?.clone());
+        Ok(Self {
+            state: ctx.state()?.clone(),
+            viewer,
+            scope,
+        })
+    }
+
+    /// Rechecks the login session (a revoked or logged-out one stops the
+    /// stream) and the scope for every event.
+    async fn admit(&self, tenant_id: Uuid, user_id: Uuid, guardian_id: Option<Uuid>) -> Verdict<()> {
+        match is_open(&self.state.db, self.viewer.login_session_id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Verdict::Stop(AppError::Unauthenticated(
+                    "the login session has ended: log in again and resubscribe".to_owned(),
+                ));
+            }
+            Err(error) => return Verdict::Stop(error),
+        }
+        match self
+            .scope
+            .sees_session(&self.state.db, tenant_id, user_id, guardian_id)
+            .await
+        {
+            Ok(true) => Verdict::Deliver(()),
+            Ok(false) => Verdict::Skip,
+            Err(error) => Verdict::Stop(error),
+        }
+    }
+
+    /// A stream of what `pick` makes of the bus's events.
+    fn stream<T, F, Fut>(self, pick: F) -> impl Stream<Item = Result<T>> + use<T, F, Fut>
+    where
+        T: Send + 'static,
+        F: Fn(Subscriber, Arc<Event>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Verdict<T>> + Send,
+    {
+        let receiver = self.state.events.subscribe();
+        stream::unfold(Some((receiver, self, pick)), |state| async move {
+            let (mut receiver, subscriber, pick) = state?;
+            loop {
+                match receiver.recv().await {
+                    Ok(event) => match pick(subscriber.clone(), event).await {
+                        Verdict::Skip => {}
+                        Verdict::Deliver(item) => {
+                            return Some((Ok(item), Some((receiver, subscriber, pick))));
+                        }
+                        Verdict::Stop(error) => return Some((Err(error.into()), None)),
+                    },
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "a subscriber fell behind and missed events");
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+}
+
+/// Session subscriptions (WebSocket, authenticated by `connection_init`).
+#[derive(Default)]
+pub struct SessionsSubscription;
+
+#[Subscription]
+impl SessionsSubscription {
+    /// Every start, update, config change, end, expiry, revocation and
+    /// deletion of the sessions you may see, optionally narrowed to one
+    /// session, user or guardian.
+    async fn session_status_changed(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only this session.")] session_id: Option<Uuid>,
+        #[graphql(desc = "Only this user's sessions.")] user_id: Option<Uuid>,
+        #[graphql(desc = "Only this guardian's sessions.")] guardian_id: Option<Uuid>,
+    ) -> Result<impl Stream<Item = Result<SessionStatusEvent>> + use<>> {
+        let interest = Interest {
+            session_id,
+            user_id,
+            guardian_id,
+        };
+        let subscriber = Subscriber::new(ctx)?;
+        Ok(subscriber.stream(move |subscriber, event| async move {
+            let Event::Session(change) = event.as_ref() else {
+                return Verdict::Skip;
+            };
+            if !interest.matches(change) {
+                return Verdict::Skip;
+            }
+            match subscriber
+                .admit(change.tenant_id, change.user_id, change.guardian_id)
+                .await
+            {
+                Verdict::Deliver(()) => Verdict::Deliver(SessionStatusEvent(change.clone())),
+                Verdict::Skip => Verdict::Skip,
+                Verdict::Stop(error) => Verdict::Stop(error),
+            }
+        }))
+    }
+
+    /// For guardians: a notification whenever a session you supervise is
+    /// ended early and its config has `notifyOnUnlock`, with its custom message.
+    async fn unlock_notifications(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = Result<UnlockNotification>> + use<>> {
+        let subscriber = Subscriber::new(ctx)?;
+        Ok(subscriber.stream(|subscriber, event| async move {
+            let Event::Unlock(unlock) = event.as_ref() else {
+                return Verdict::Skip;
+            };
+            if unlock.guardian_id != subscriber.viewer.user_id
+                || unlock.tenant_id != subscriber.scope.tenant_id
+            {
+                return Verdict::Skip;
+            }
+            match subscriber
+                .admit(unlock.tenant_id, unlock.user_id, Some(unlock.guardian_id))
+                .await
+            {
+                Verdict::Deliver(()) => Verdict::Deliver(UnlockNotification {
+                    session_id: unlock.session_id,
+                    user_id: unlock.user_id,
+                    message: unlock.message.clone(),
+                    occurred_at: unlock.occurred_at,
+                }),
+                Verdict::Skip => Verdict::Skip,
+                Verdict::Stop(error) => Verdict::Stop(error),
+            }
+        }))
+    }
+}

@@ -1,0 +1,395 @@
+//! Administration: the queries and mutations of the admin portal for
+//! tenants, schools, users, memberships and guardian links.
+//!
+//! Every mutation runs in one transaction. The rules live in
+//! [`crate::services::admin`]; this module only translates.
+
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::guardian_link;
+use sea_orm::TransactionTrait;
+use uuid::Uuid;
+
+use super::{Membership, MembershipRole, School, Tenant, User};
+use crate::error::AppError;
+use crate::graphql::ContextExt;
+use crate::graphql::loaders::UserById;
+use crate::services::admin::{
+    self as service, AccountRef, GuardianLinkFilter, NewUserInput, UserChangesInput,
+};
+
+/// A guardian supervising a user in a tenant.
+pub struct GuardianLink(pub guardian_link::Model);
+
+#[Object]
+impl GuardianLink {
+    /// Identifier.
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    /// The tenant in which the link applies.
+    async fn tenant_id(&self) -> Uuid {
+        self.0.tenant_id
+    }
+    /// The guardian's id.
+    async fn guardian_id(&self) -> Uuid {
+        self.0.guardian_id
+    }
+    /// The supervising user.
+    async fn guardian(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        Ok(ctx.load_one(UserById(self.0.guardian_id)).await?.map(User))
+    }
+    /// The supervised user's id.
+    async fn user_id(&self) -> Uuid {
+        self.0.user_id
+    }
+    /// The supervised user.
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        Ok(ctx.load_one(UserById(self.0.user_id)).await?.map(User))
+    }
+    /// When the link was made.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// The page size of a list: the configured default when omitted, at most
+/// the configured maximum.
+fn page_limit(ctx: &Context<'_>, first: Option<i32>) -> Result<u64, AppError> {
+    let paging = &ctx.state()?.settings.graphql;
+    let limit = match first {
+        None => paging.default_page_size,
+        Some(first) if first < 1 => return Err(AppError::bad_input("first", "must be at least 1")),
+        Some(first) => u64::try_from(first).unwrap_or(u64::MAX),
+    };
+    if limit > paging.max_page_size {
+        return Err(AppError::bad_input(
+            "first",
+            format!("must be at most {}", paging.max_page_size),
+        ));
+    }
+    Ok(limit)
+}
+
+/// Administration queries.
+#[derive(Default)]
+pub struct AdminQuery;
+
+#[Object]
+impl AdminQuery {
+    /// The people you may see, by e-mail: a tenant admin, every member of the
+    /// active tenant; a guardian, themselves and the users they supervise;
+    /// anyone else, themselves.
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only those with this role in the active tenant.")] role: Option<MembershipRole>,
+        #[graphql(
+            desc = "At most this many; defaults to the configured page size, at most the configured maximum."
+        )]
+        first: Option<i32>,
+    ) -> Result<Vec<User>> {
+        let scope = ctx.scope()?;
+        let limit = page_limit(ctx, first)?;
+        let state = ctx.state()?;
+        Ok(
+            service::list_users(&state.db, &scope, role.map(Into::into), limit)
+                .await?
+                .into_iter()
+                .map(User)
+                .collect(),
+        )
+    }
+
+    /// One person you may see (see `users`).
+    async fn user(&self, ctx: &Context<'_>, id: Uuid) -> Result<User> {
+        let scope = ctx.scope()?;
+        let state = ctx.state()?;
+        Ok(User(service::find_user(&state.db, &scope, id).await?))
+    }
+
+    /// Guardian links of the active tenant, oldest first: a tenant admin,
+    /// all of them; a guardian, those in which they are the guardian or the
+    /// supervised user; anyone else, those in which they are supervised.
+    async fn guardian_links(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only this guardian's.")] guardian_id: Option<Uuid>,
+        #[graphql(desc = "Only those supervising this user.")] user_id: Option<Uuid>,
+        #[graphql(
+            desc = "At most this many; defaults to the configured page size, at most the configured maximum."
+        )]
+        first: Option<i32>,
+    ) -> Result<Vec<GuardianLink>> {
+        let scope = ctx.scope()?;
+        let limit = page_limit(ctx, first)?;
+        let state = ctx.state()?;
+        let filter = GuardianLinkFilter { guardian_id, user_id };
+        Ok(service::list_guardian_links(&state.db, &scope, filter, limit)
+            .await?
+            .into_iter()
+            .map(GuardianLink)
+            .collect())
+    }
+}
+
+/// Changes to a tenant.
+#[derive(InputObject)]
+pub struct UpdateTenantInput {
+    /// New display name, 1–255 characters.
+    pub name: String,
+}
+
+/// A new school.
+#[derive(InputObject)]
+pub struct CreateSchoolInput {
+    /// Display name, 1–255 characters, unique in the tenant.
+    pub name: String,
+}
+
+/// Changes to a school.
+#[derive(InputObject)]
+pub struct UpdateSchoolInput {
+    /// New display name, 1–255 characters, unique in the tenant.
+    pub name: String,
+}
+
+/// A new account and its membership in the active tenant.
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    /// Login e-mail; trimmed and lower-cased, unique.
+    pub email: String,
+    /// Display name, 1–255 characters.
+    pub name: String,
+    /// Initial password, 8–128 characters.
+    pub password: String,
+    /// Role in the active tenant.
+    #[graphql(default_with = "MembershipRole::Member")]
+    pub role: MembershipRole,
+    /// A school of the active tenant.
+    pub school_id: Option<Uuid>,
+    /// Whether the account administers the whole system (super admins only).
+    #[graphql(default = false)]
+    pub is_super_admin: bool,
+}
+
+/// Changes to an account; omitted fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    /// New login e-mail (administrators); trimmed and lower-cased, unique.
+    pub email: Option<String>,
+    /// New display name, 1–255 characters.
+    pub name: Option<String>,
+    /// New school of the active tenant (administrators); `null` removes it.
+    pub school_id: MaybeUndefined<Uuid>,
+    /// New password, 8–128 characters.
+    pub password: Option<String>,
+    /// Your current password: required to change your own password.
+    pub current_password: Option<String>,
+}
+
+/// An existing account joining the active tenant: give `userId` or `email`.
+#[derive(InputObject)]
+pub struct AddMembershipInput {
+    /// The account's id.
+    pub user_id: Option<Uuid>,
+    /// The account's e-mail address.
+    pub email: Option<String>,
+    /// Role in the tenant.
+    #[graphql(default_with = "MembershipRole::Member")]
+    pub role: MembershipRole,
+}
+
+/// Administration mutations. Each runs in one transaction.
+#[derive(Default)]
+pub struct AdminMutation;
+
+#[Object]
+impl AdminMutation {
+    /// Renames a tenant. A super admin, or an administrator of that tenant.
+    async fn update_tenant(&self, ctx: &Context<'_>, id: Uuid, input: UpdateTenantInput) -> Result<Tenant> {
+        let viewer = ctx.viewer()?;
+        let state = ctx.state()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let tenant = service::update_tenant(&txn, viewer, id, &input.name).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(Tenant(tenant))
+    }
+
+    /// Deletes a tenant with its schools, memberships, guardian links and
+    /// sessions. Members whose default tenant it was get their oldest
+    /// remaining membership as default. Super admins only. Returns the id.
+    async fn delete_tenant(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
+        let viewer = ctx.viewer()?;
+        let state = ctx.state()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let deleted = service::delete_tenant(&txn, state.clock.now(), viewer, id).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(deleted)
+    }
+
+    /// Creates a school in the active tenant. Tenant admins.
+    async fn create_school(&self, ctx: &Context<'_>, input: CreateSchoolInput) -> Result<School> {
+        let scope = ctx.scope()?;
+        let state = ctx.state()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let school = service::create_school(&txn, &scope, &input.name).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(School(school))
+    }
+
+    /// Renames a school of the active tenant. Tenant admins.
+    async fn update_school(&self, ctx: &Context<'_>, id: Uuid, input: UpdateSchoolInput) -> Result<School> {
+        let scope = ctx.scope()?;
+        let state = ctx.state()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let school = service::update_school(&txn, &scope, id, &input.name).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(School(school))
+    }
+
+    /// Deletes a school of the active tenant; its users stay, without a
+    /// school. Tenant admins. Returns the id.
+    async fn delete_school(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
+        let scope = ctx.scope()?;
+        let state = ctx.state()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let deleted = service::delete_school(&txn, &scope, id).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(deleted)
+    }
+
+    /// Creates an account and its membership in the active tenant, which
+    /// becomes its default tenant. Tenant admins; only a super admin may
+    /// create a super admin.
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
+        let scope = ctx.scope()?;
+        let viewer = ctx.viewer()?;
+        let state = ctx.state()?;
+        let new = service::prepare_new_user(
+            &scope,
+            viewer,
+            NewUserInput {
+                email: input.email,
+                name: input.name,
+                password: input.password,
+                role: input.role.into(),
+                school_id: input.school_id,
+                is_super_admin: input.is_super_admin,
+            },
+        )
+        .await?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let account = service::create_user(&txn, state.clock.now(), &scope, new).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(User(account))
+    }
+
+    /// Changes an account. A tenant admin: any field of a member of the
+    /// active tenant (e-mail and password only of accounts that belong to no
+    /// tenant they do not administer; never a super admin's). A super admin:
+    /// any account. Anyone: their own name and password (with
+    /// `currentPassword`).
+    async fn update_user(&self, ctx: &Context<'_>, id: Uuid, input: UpdateUserInput) -> Result<User> {
+        let viewer = ctx.viewer()?;
+        let state = ctx.state()?;
+        let changes = UserChangesInput {
+            email: input.email,
+            name: input.name,
+            school_id: input.school_id.into(),
+            password: input.password,
+            current_password: input.current_password,
+        };
+        let prepared = service::prepare_user_update(&state.db, viewer, id, changes).await?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let account = service::update_user(&txn, viewer, id, prepared).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(User(account))
+    }
+
+    /// Deletes an account with its memberships, guardian links, sessions and
+    /// login sessions. Super admins only, not their own. Returns the id.
+    async fn delete_user(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
+        let viewer = ctx.viewer()?;
+        let state = ctx.state()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let deleted = service::delete_user(&txn, viewer, id).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(deleted)
+    }
+
+    /// Adds an existing account to the active tenant; it becomes the
+    /// account's default tenant when it has none. Tenant admins.
+    async fn add_membership(&self, ctx: &Context<'_>, input: AddMembershipInput) -> Result<Membership> {
+        let scope = ctx.scope()?;
+        let state = ctx.state()?;
+        let account = match (input.user_id, input.email) {
+            (Some(id), None) => AccountRef::Id(id),
+            (None, Some(email)) => AccountRef::Email(email),
+            _ => return Err(AppError::bad_input("userId", "give exactly one of userId and email").into()),
+        };
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let added =
+            service::add_membership(&txn, state.clock.now(), &scope, account, input.role.into()).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(Membership(added))
+    }
+
+    /// Changes a member's role in the active tenant. The last administrator
+    /// cannot be demoted; demoting to MEMBER removes the links in which they
+    /// are the guardian. Tenant admins.
+    async fn update_membership_role(
+        &self,
+        ctx: &Context<'_>,
+        user_id: Uuid,
+        role: MembershipRole,
+    ) -> Result<Membership> {
+        let scope = ctx.scope()?;
+        let state = ctx.state()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let updated = service::update_membership_role(&txn, &scope, user_id, role.into()).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(Membership(updated))
+    }
+
+    /// Removes a member from the active tenant, with their guardian links
+    /// there; their login sessions in it move to their default tenant on
+    /// their next request. When it was their default tenant, their oldest
+    /// remaining membership becomes the default. You cannot remove your own
+    /// administrator membership, nor the last administrator. Tenant admins.
+    /// Returns the removed membership's id.
+    async fn remove_membership(&self, ctx: &Context<'_>, user_id: Uuid) -> Result<Uuid> {
+        let scope = ctx.scope()?;
+        let state = ctx.state()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let removed = service::remove_membership(&txn, state.clock.now(), &scope, user_id).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(removed)
+    }
+
+    /// Makes a member the guardian of another member of the active tenant.
+    /// The guardian needs the role GUARDIAN or ADMIN. Tenant admins.
+    async fn create_guardian_link(
+        &self,
+        ctx: &Context<'_>,
+        guardian_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<GuardianLink> {
+        let scope = ctx.scope()?;
+        let state = ctx.state()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let link = service::create_guardian_link(&txn, &scope, guardian_id, user_id).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(GuardianLink(link))
+    }
+
+    /// Deletes a guardian link of the active tenant. Tenant admins. Returns the id.
+    async fn delete_guardian_link(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
+        let scope = ctx.scope()?;
+        let state = ctx.state()?;
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let deleted = service::delete_guardian_link(&txn, &scope, id).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(deleted)
+    }
+}
