@@ -404,6 +404,16 @@ impl Settings {
                 "auth.token_ttl_minutes must be at least 1".to_owned(),
             ));
         }
+        if self.content.max_video_file_size_bytes < 1 {
+            return Err(ConfigError::OutOfRange(
+                "content.max_video_file_size_bytes must be at least 1".to_owned(),
+            ));
+        }
+        if self.content.allowed_video_mime_types.iter().all(|mime| mime.trim().is_empty()) {
+            return Err(ConfigError::OutOfRange(
+                "content.allowed_video_mime_types must name at least one MIME type".to_owned(),
+            ));
+        }
         if self.jobs.expiry_sweep_interval_secs == 0 {
             return Err(ConfigError::OutOfRange(
                 "jobs.expiry_sweep_interval_secs must be at least 1".to_owned(),
