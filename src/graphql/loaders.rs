@@ -308,11 +308,17 @@ impl DbLoader {
             LinkEnd::Guardians => guardian_link::Column::UserId,
             LinkEnd::Supervised => guardian_link::Column::GuardianId,
         };
+        // Every key gets an entry, empty when nothing matched, so that the
+        // cache answers it next time without another statement.
+        let mut groups: HashMap<Uuid, Vec<user::Model>> = ids.iter().map(|id| (*id, Vec::new())).collect();
         let links = guardian_link::Entity::find()
             .filter(from.is_in(ids))
             .filter(scope.guardian_links())
             .all(&self.db)
             .await?;
+        if links.is_empty() {
+            return Ok(groups);
+        }
         let pick = |link: &guardian_link::Model| match end {
             LinkEnd::Guardians => (link.user_id, link.guardian_id),
             LinkEnd::Supervised => (link.guardian_id, link.user_id),
@@ -325,7 +331,6 @@ impl DbLoader {
             .into_iter()
             .map(|person| (person.id, person))
             .collect();
-        let mut groups: HashMap<Uuid, Vec<user::Model>> = HashMap::new();
         for link in &links {
             let (key, other) = pick(link);
             if let Some(person) = people.get(&other) {

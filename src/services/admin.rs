@@ -381,20 +381,31 @@ pub async fn delete_school(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) -
 
 // --------------------------------------------------------------------- users
 
-/// The users the viewer may see, by e-mail, at most `limit`; only those with
-/// `role` in the active tenant when given.
+/// Which users to list.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Only those with this role in the active tenant.
+    pub role: Option<MembershipRole>,
+    /// Only those whose e-mail sorts after this one (the last of the
+    /// previous page; e-mails are unique).
+    pub after_email: Option<String>,
+}
+
+/// The users the viewer may see, by e-mail, at most `limit`.
 pub async fn list_users(
     db: &impl ConnectionTrait,
     scope: &Scope,
-    role: Option<MembershipRole>,
+    filter: UserFilter,
     limit: u64,
 ) -> AppResult<Vec<user::Model>> {
     let mut query = user::Entity::find()
         .filter(scope.users())
         .order_by_asc(user::Column::Email)
-        .order_by_asc(user::Column::Id)
         .limit(limit);
-    if let Some(role) = role {
+    if let Some(after) = filter.after_email {
+        query = query.filter(user::Column::Email.gt(after.trim().to_lowercase()));
+    }
+    if let Some(role) = filter.role {
         let with_role = Query::select()
             .column(tenant_membership::Column::UserId)
             .from(tenant_membership::Entity.table_ref())

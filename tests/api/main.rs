@@ -11,6 +11,7 @@
 mod fixtures;
 mod helpers;
 
+mod administration;
 mod authorization;
 mod cli;
 mod content;

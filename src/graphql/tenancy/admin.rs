@@ -4,23 +4,31 @@
 //! Every mutation runs in one transaction. The rules live in
 //! [`crate::services::admin`]; this module only translates.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::guardian_link;
-use sea_orm::TransactionTrait;
+use entity::{guardian_link, user};
+use sea_orm::{DbErr, TransactionTrait};
 use uuid::Uuid;
 
 use super::{Membership, MembershipRole, School, Tenant, User};
 use crate::error::AppError;
 use crate::graphql::ContextExt;
-use crate::graphql::loaders::UserById;
+use crate::graphql::loaders::{
+    DbLoader, GuardiansOfUser, MembershipsOfUser, SchoolById, SchoolsOfTenant, SupervisedUsersOfUser,
+    TenantById, UserById,
+};
 use crate::services::admin::{
-    self as service, AccountRef, GuardianLinkFilter, NewUserInput, UserChangesInput,
+    self as service, AccountRef, GuardianLinkFilter, NewUserInput, UserChangesInput, UserFilter,
 };
 
 /// A guardian supervising a user in a tenant.
 pub struct GuardianLink(pub guardian_link::Model);
 
+/// A guardian supervising a user in a tenant.
 #[Object]
 impl GuardianLink {
     /// Identifier.
@@ -71,6 +79,76 @@ fn page_limit(ctx: &Context<'_>, first: Option<i32>) -> Result<u64, AppError> {
     Ok(limit)
 }
 
+/// Loads `keys` in one batch into the request's loader cache and returns
+/// the values found.
+async fn load_all<K>(
+    ctx: &Context<'_>,
+    keys: impl IntoIterator<Item = K>,
+) -> Result<Vec<<DbLoader as Loader<K>>::Value>, AppError>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    DbLoader: Loader<K, Error = Arc<DbErr>>,
+{
+    let keys: HashSet<K> = keys.into_iter().collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let loaded = ctx
+        .loaders()?
+        .load_many(keys)
+        .await
+        .map_err(|error| AppError::internal(anyhow::anyhow!("batched load failed: {error}")))?;
+    Ok(loaded.into_values().collect())
+}
+
+/// Loads what the current selection asks of a page of users — school,
+/// memberships (and their tenants and schools), guardians and supervised
+/// users, at every depth — one batch per relation and level, so that the
+/// statements a page costs do not depend on its size (DataLoader batches by
+/// time, which on a busy machine can split a page into several batches).
+/// The per-user resolvers then read the cache.
+async fn prefetch_people(ctx: &Context<'_>, people: &[user::Model]) -> Result<(), AppError> {
+    let mut pending = vec![(ctx.look_ahead(), people.to_vec())];
+    while let Some((look, people)) = pending.pop() {
+        if people.is_empty() {
+            continue;
+        }
+        if look.field("school").exists() {
+            load_all(
+                ctx,
+                people
+                    .iter()
+                    .filter_map(|person| person.school_id)
+                    .map(SchoolById),
+            )
+            .await?;
+        }
+        let memberships = look.field("memberships");
+        if look.field("role").exists() || memberships.exists() {
+            let loaded = load_all(ctx, people.iter().map(|person| MembershipsOfUser(person.id))).await?;
+            let tenant = memberships.field("tenant");
+            if tenant.exists() {
+                let tenants: Vec<Uuid> = loaded.iter().flatten().map(|row| row.tenant_id).collect();
+                load_all(ctx, tenants.iter().copied().map(TenantById)).await?;
+                if tenant.field("schools").exists() {
+                    load_all(ctx, tenants.into_iter().map(SchoolsOfTenant)).await?;
+                }
+            }
+        }
+        let guardians = look.field("guardians");
+        if guardians.exists() {
+            let loaded = load_all(ctx, people.iter().map(|person| GuardiansOfUser(person.id))).await?;
+            pending.push((guardians, loaded.into_iter().flatten().collect()));
+        }
+        let supervised = look.field("supervisedUsers");
+        if supervised.exists() {
+            let loaded = load_all(ctx, people.iter().map(|person| SupervisedUsersOfUser(person.id))).await?;
+            pending.push((supervised, loaded.into_iter().flatten().collect()));
+        }
+    }
+    Ok(())
+}
+
 /// Administration queries.
 #[derive(Default)]
 pub struct AdminQuery;
@@ -88,17 +166,21 @@ impl AdminQuery {
             desc = "At most this many; defaults to the configured page size, at most the configured maximum."
         )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Only users whose e-mail sorts after this one: the last e-mail of the previous page."
+        )]
+        after: Option<String>,
     ) -> Result<Vec<User>> {
         let scope = ctx.scope()?;
         let limit = page_limit(ctx, first)?;
         let state = ctx.state()?;
-        Ok(
-            service::list_users(&state.db, &scope, role.map(Into::into), limit)
-                .await?
-                .into_iter()
-                .map(User)
-                .collect(),
-        )
+        let filter = UserFilter {
+            role: role.map(Into::into),
+            after_email: after,
+        };
+        let people = service::list_users(&state.db, &scope, filter, limit).await?;
+        prefetch_people(ctx, &people).await?;
+        Ok(people.into_iter().map(User).collect())
     }
 
     /// One person you may see (see `users`).
@@ -125,11 +207,15 @@ impl AdminQuery {
         let limit = page_limit(ctx, first)?;
         let state = ctx.state()?;
         let filter = GuardianLinkFilter { guardian_id, user_id };
-        Ok(service::list_guardian_links(&state.db, &scope, filter, limit)
-            .await?
-            .into_iter()
-            .map(GuardianLink)
-            .collect())
+        let links = service::list_guardian_links(&state.db, &scope, filter, limit).await?;
+        let look = ctx.look_ahead();
+        if look.field("guardian").exists() || look.field("user").exists() {
+            let people = links
+                .iter()
+                .flat_map(|link| [UserById(link.guardian_id), UserById(link.user_id)]);
+            load_all(ctx, people).await?;
+        }
+        Ok(links.into_iter().map(GuardianLink).collect())
     }
 }
 

@@ -56,6 +56,7 @@ impl From<MembershipRole> for tenant_membership::MembershipRole {
 /// A user's membership in a tenant.
 pub struct Membership(pub tenant_membership::Model);
 
+/// A user's membership in a tenant.
 #[Object]
 impl Membership {
     /// Identifier.
@@ -137,6 +138,7 @@ impl TenancyMutation {
 /// An organisation (a district): the boundary of all data.
 pub struct Tenant(pub tenant::Model);
 
+/// An organisation (a district): the boundary of all data.
 #[Object]
 impl Tenant {
     /// Identifier.
@@ -170,6 +172,7 @@ impl Tenant {
 /// A school of a tenant.
 pub struct School(pub school::Model);
 
+/// A school of a tenant.
 #[Object]
 impl School {
     /// Identifier.
@@ -197,6 +200,7 @@ impl School {
 /// A person with an account: supervised user, guardian or administrator.
 pub struct User(pub user::Model);
 
+/// A person with an account: supervised user, guardian or administrator.
 #[Object]
 impl User {
     /// Identifier.
