@@ -409,7 +409,12 @@ impl Settings {
                 "content.max_video_file_size_bytes must be at least 1".to_owned(),
             ));
         }
-        if self.content.allowed_video_mime_types.iter().all(|mime| mime.trim().is_empty()) {
+        if self
+            .content
+            .allowed_video_mime_types
+            .iter()
+            .all(|mime| mime.trim().is_empty())
+        {
             return Err(ConfigError::OutOfRange(
                 "content.allowed_video_mime_types must name at least one MIME type".to_owned(),
             ));

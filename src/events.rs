@@ -83,6 +83,52 @@ pub struct UnlockNotification {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// What happened to a login session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LoginSessionChange {
+    /// It will expire (idle or absolute timeout) within the warning period.
+    ExpiringSoon,
+    /// It expired.
+    Expired,
+    /// It was revoked, evicted by a newer login, or invalidated by one.
+    Revoked,
+    /// The user logged out.
+    LoggedOut,
+}
+
+/// A change of a login session, for its user's clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginSessionEvent {
+    /// What happened.
+    pub change: LoginSessionChange,
+    /// The login session.
+    pub login_session_id: Uuid,
+    /// Its user.
+    pub user_id: Uuid,
+    /// Why it ended (`session_logs.end_reason`), when it did.
+    pub end_reason: Option<String>,
+    /// When it expires (for `ExpiringSoon`) or expired.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Which level of session settings changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "level", content = "id", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SettingsScope {
+    /// The system settings row.
+    System,
+    /// A tenant (district).
+    Tenant(Uuid),
+    /// A school.
+    School(Uuid),
+    /// A user's own override.
+    User(Uuid),
+}
+
 /// Everything that travels on the bus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -91,6 +137,14 @@ pub enum Event {
     Session(SessionEvent),
     /// A guardian is to be told of an early unlock.
     Unlock(UnlockNotification),
+    /// Session settings changed at this level: every instance drops its
+    /// cached settings for it and for everything beneath it.
+    SettingsChanged(SettingsScope),
+    /// A login session changed.
+    LoginSession(LoginSessionEvent),
+    /// The login-session sweeper ran at this instant (this instance only):
+    /// subscriptions use it to warn of an expiry they see coming.
+    Tick(DateTime<Utc>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -165,6 +219,11 @@ impl EventBus {
     /// subscription to be in place before triggering its events).
     pub fn subscriber_count(&self) -> usize {
         self.inner.sender.receiver_count()
+    }
+
+    /// Delivers `event` to this instance's subscribers only.
+    pub fn publish_local(&self, event: Event) {
+        let _receivers = self.inner.sender.send(Arc::new(event));
     }
 
     /// Publishes `event`: at once to this instance's subscribers, and through
