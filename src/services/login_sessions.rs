@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use entity::session_log::{self, SessionEndReason};
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -60,14 +59,14 @@ pub async fn list_own(
 
 /// Revokes one login session the viewer may manage: their own, or (for an
 /// admin) one of a member of their tenant. Revoking an ended session changes
-/// nothing.
+/// nothing. Returns the session and whether this call ended it.
 pub async fn revoke(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     viewer_user_id: Uuid,
     scope: Option<&Scope>,
     id: Uuid,
-) -> AppResult<session_log::Model> {
+) -> AppResult<(session_log::Model, bool)> {
     let mut query = session_log::Entity::find_by_id(id);
     query = match scope {
         Some(scope) => query.filter(scope.login_sessions()),
@@ -76,34 +75,36 @@ pub async fn revoke(
     let log = query.one(db).await?.ok_or(AppError::NotFound {
         resource: "login session",
     })?;
-    end_login_session(db, now, log.id, SessionEndReason::Revoked).await?;
+    let newly = end_login_session(db, now, log.id, SessionEndReason::Revoked).await?;
     tracing::info!(login_session_id = %log.id, by = %viewer_user_id, "login session revoked");
-    session_log::Entity::find_by_id(id)
+    let log = session_log::Entity::find_by_id(id)
         .one(db)
         .await?
         .ok_or(AppError::NotFound {
             resource: "login session",
-        })
+        })?;
+    Ok((log, newly))
 }
 
-/// Revokes every open login session of the user except `keep`; returns how many.
+/// Revokes every open login session of the user except `keep` (if any);
+/// returns the ones it ended.
 pub async fn revoke_others(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     user_id: Uuid,
-    keep: Uuid,
-) -> AppResult<u64> {
-    let result = session_log::Entity::update_many()
-        .col_expr(session_log::Column::LogoutAt, Expr::value(now))
-        .col_expr(
-            session_log::Column::EndReason,
-            Expr::value(SessionEndReason::Revoked),
-        )
-        .col_expr(session_log::Column::UpdatedAt, Expr::value(now))
+    keep: Option<Uuid>,
+) -> AppResult<Vec<session_log::Model>> {
+    let mut query = session_log::Entity::find()
         .filter(session_log::Column::UserId.eq(user_id))
-        .filter(session_log::Column::Id.ne(keep))
-        .filter(session_log::Column::LogoutAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected)
+        .filter(session_log::Column::LogoutAt.is_null());
+    if let Some(keep) = keep {
+        query = query.filter(session_log::Column::Id.ne(keep));
+    }
+    let mut ended = Vec::new();
+    for log in query.all(db).await? {
+        if end_login_session(db, now, log.id, SessionEndReason::Revoked).await? {
+            ended.push(log);
+        }
+    }
+    Ok(ended)
 }

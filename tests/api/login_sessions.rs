@@ -250,7 +250,39 @@ async fn a_user_without_a_default_tenant_cannot_log_in_but_a_super_admin_can(bac
     );
 }
 
+async fn a_new_password_ends_the_other_login_sessions_of_the_account(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let here = world.login(&app, "user").await;
+    let elsewhere = world.login(&app, "user").await;
+    app.ok_as(
+        &here,
+        "mutation($id: UUID!) { updateUser(id: $id, input: { password: \"a brand new secret\", currentPassword: \"correct horse battery\" }) { id } }",
+        json!({ "id": world.users["user"] }),
+    )
+    .await;
+    app.ok_as(&here, ME, json!({})).await;
+    assert_eq!(
+        error_code(&app.error_as(Some(&elsewhere), ME, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    let admin = world.login(&app, "admin").await;
+    app.ok_as(
+        &admin,
+        "mutation($id: UUID!) { updateUser(id: $id, input: { password: \"reset by the admin\" }) { id } }",
+        json!({ "id": world.users["user"] }),
+    )
+    .await;
+    assert_eq!(
+        error_code(&app.error_as(Some(&here), ME, json!({})).await),
+        "UNAUTHENTICATED",
+        "an admin reset ends every session"
+    );
+    app.login(&email("user"), "reset by the admin").await;
+}
+
 backend_tests!(
+    a_new_password_ends_the_other_login_sessions_of_the_account,
     login_records_the_device_and_returns_a_token_bound_to_it,
     a_wrong_password_and_an_unknown_email_are_refused_alike,
     logout_ends_the_login_session_and_its_token_stops_working,

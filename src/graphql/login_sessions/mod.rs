@@ -197,6 +197,32 @@ impl Viewer {
     }
 }
 
+/// The bus event announcing that a login session ended.
+pub fn login_session_ended(
+    login_session_id: Uuid,
+    user_id: Uuid,
+    reason: SessionEndReason,
+    now: DateTime<Utc>,
+) -> crate::events::Event {
+    let change = match reason {
+        SessionEndReason::Logout => crate::events::LoginSessionChange::LoggedOut,
+        SessionEndReason::ExpiredIdle | SessionEndReason::ExpiredAbsolute => {
+            crate::events::LoginSessionChange::Expired
+        }
+        SessionEndReason::Revoked | SessionEndReason::Evicted | SessionEndReason::Invalidated => {
+            crate::events::LoginSessionChange::Revoked
+        }
+    };
+    crate::events::Event::LoginSession(crate::events::LoginSessionEvent {
+        change,
+        login_session_id,
+        user_id,
+        end_reason: Some(crate::services::auth::end_reason_code(reason).to_owned()),
+        expires_at: None,
+        occurred_at: now,
+    })
+}
+
 /// Builds the `me` view of the caller.
 pub async fn viewer(ctx: &Context<'_>) -> Result<Viewer> {
     let identity = ctx.viewer()?;
@@ -314,13 +340,19 @@ impl LoginSessionsMutation {
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
-        Ok(end_login_session(
-            &state.db,
-            state.clock.now(),
-            viewer.login_session_id,
-            SessionEndReason::Logout,
-        )
-        .await?)
+        let now = state.clock.now();
+        let ended =
+            end_login_session(&state.db, now, viewer.login_session_id, SessionEndReason::Logout).await?;
+        if ended {
+            let event = login_session_ended(
+                viewer.login_session_id,
+                viewer.user_id,
+                SessionEndReason::Logout,
+                now,
+            );
+            state.events.publish(event).await;
+        }
+        Ok(ended)
     }
 
     /// Revokes one login session: your own, or (tenant admins) one of a
@@ -330,21 +362,42 @@ impl LoginSessionsMutation {
         let scope = ctx.scope().ok().filter(|scope| scope.is_tenant_admin());
         let state = ctx.state()?;
         let txn = state.db.begin().await.map_err(AppError::from)?;
-        let revoked = service::revoke(&txn, state.clock.now(), viewer.user_id, scope.as_ref(), id).await?;
+        let now = state.clock.now();
+        let (revoked, newly) = service::revoke(&txn, now, viewer.user_id, scope.as_ref(), id).await?;
         txn.commit().await.map_err(AppError::from)?;
+        if newly {
+            state
+                .events
+                .publish(login_session_ended(
+                    revoked.id,
+                    revoked.user_id,
+                    SessionEndReason::Revoked,
+                    now,
+                ))
+                .await;
+        }
         Ok(LoginSession(revoked))
     }
 
     /// Revokes every other open login session of yours; returns how many.
-    async fn revoke_other_login_sessions(&self, ctx: &Context<'_>) -> Result<u64> {
+    async fn revoke_other_login_sessions(&self, ctx: &Context<'_>) -> Result<i32> {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
-        Ok(service::revoke_others(
-            &state.db,
-            state.clock.now(),
-            viewer.user_id,
-            viewer.login_session_id,
-        )
-        .await?)
+        let now = state.clock.now();
+        let txn = state.db.begin().await.map_err(AppError::from)?;
+        let ended = service::revoke_others(&txn, now, viewer.user_id, Some(viewer.login_session_id)).await?;
+        txn.commit().await.map_err(AppError::from)?;
+        for log in &ended {
+            state
+                .events
+                .publish(login_session_ended(
+                    log.id,
+                    log.user_id,
+                    SessionEndReason::Revoked,
+                    now,
+                ))
+                .await;
+        }
+        Ok(i32::try_from(ended.len()).unwrap_or(i32::MAX))
     }
 }

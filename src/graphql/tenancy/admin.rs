@@ -21,9 +21,11 @@ use crate::graphql::loaders::{
     DbLoader, GuardiansOfUser, MembershipsOfUser, SchoolById, SchoolsOfTenant, SupervisedUsersOfUser,
     TenantById, UserById,
 };
+use crate::graphql::login_sessions::login_session_ended;
 use crate::services::admin::{
     self as service, AccountRef, GuardianLinkFilter, NewUserInput, UserChangesInput, UserFilter,
 };
+use entity::session_log::SessionEndReason;
 
 /// A guardian supervising a user in a tenant.
 pub struct GuardianLink(pub guardian_link::Model);
@@ -386,10 +388,31 @@ impl AdminMutation {
             password: input.password,
             current_password: input.current_password,
         };
+        let password_changes = changes.password.is_some();
         let prepared = service::prepare_user_update(&state.db, viewer, id, changes).await?;
+        let now = state.clock.now();
         let txn = state.db.begin().await.map_err(AppError::from)?;
         let account = service::update_user(&txn, viewer, id, prepared).await?;
+        // A new password ends the account's other login sessions: whoever
+        // knew the old one is logged out everywhere.
+        let keep = (account.id == viewer.user_id).then_some(viewer.login_session_id);
+        let ended = if password_changes {
+            crate::services::login_sessions::revoke_others(&txn, now, account.id, keep).await?
+        } else {
+            Vec::new()
+        };
         txn.commit().await.map_err(AppError::from)?;
+        for log in &ended {
+            state
+                .events
+                .publish(login_session_ended(
+                    log.id,
+                    log.user_id,
+                    SessionEndReason::Revoked,
+                    now,
+                ))
+                .await;
+        }
         Ok(User(account))
     }
 
