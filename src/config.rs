@@ -184,6 +184,10 @@ pub struct AuthSettings {
     pub token_ttl_minutes: i64,
     /// `last_seen_at` of a login session is written at most this often. Default 60.
     pub last_seen_resolution_secs: i64,
+    /// When a login would exceed the effective concurrent-session limit:
+    /// `evict_oldest` (end the oldest login sessions, the default) or
+    /// `reject` (refuse the login with CONFLICT).
+    pub concurrent_session_policy: crate::services::login_policy::ConcurrentSessionPolicy,
     /// Credentials of other services (lock manager, notification service),
     /// which may only ask whether a session is active and read its config.
     pub services: Vec<ServiceCredential>,
@@ -195,6 +199,7 @@ impl Default for AuthSettings {
             token_secret: None,
             token_ttl_minutes: 24 * 60,
             last_seen_resolution_secs: 60,
+            concurrent_session_policy: crate::services::login_policy::ConcurrentSessionPolicy::EvictOldest,
             services: Vec::new(),
         }
     }

@@ -1,12 +1,21 @@
-//! Background work: the expiry sweeper.
+//! Background work: the sweepers that expire sessions and login sessions.
 
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use std::collections::{HashMap, HashSet};
+
+use entity::{session_log, user};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
 use crate::error::AppResult;
+use crate::events::Event;
 use crate::graphql::AppState;
+use crate::services::login_policy::expire_if_due;
 use crate::services::sessions::expire_due;
+use crate::services::settings::effective_for;
 
 /// Most sessions one sweep expires; the next sweep takes the rest.
 const SWEEP_BATCH: u64 = 500;
@@ -25,7 +34,47 @@ pub async fn sweep_expired_sessions(state: &AppState) -> AppResult<usize> {
     Ok(expired)
 }
 
-/// Runs [`sweep_expired_sessions`] every `interval` until aborted.
+/// Ends every login session past its idle or absolute timeout (by the
+/// application's clock, under its effective settings) and announces each;
+/// first tells this instance's `loginSessionEvents` subscriptions the time,
+/// so they warn of expiries within their warning period. Returns how many
+/// login sessions it ended.
+pub async fn sweep_login_sessions(state: &AppState) -> AppResult<usize> {
+    let now = state.clock.now();
+    state.events.publish_local(Event::Tick(now));
+    let open = session_log::Entity::find()
+        .filter(session_log::Column::LogoutAt.is_null())
+        .order_by_asc(session_log::Column::LastSeenAt)
+        .limit(SWEEP_BATCH * 10)
+        .all(&state.db)
+        .await?;
+    let user_ids: HashSet<Uuid> = open.iter().map(|log| log.user_id).collect();
+    let users: HashMap<Uuid, user::Model> = user::Entity::find()
+        .filter(user::Column::Id.is_in(user_ids))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|account| (account.id, account))
+        .collect();
+    let mut ended = 0;
+    for log in open {
+        let Some(account) = users.get(&log.user_id) else {
+            continue;
+        };
+        let settings = effective_for(&state.db, &state.settings_cache, account, log.tenant_id).await?;
+        if let Some(event) = expire_if_due(&state.db, &log, &settings, now).await? {
+            ended += 1;
+            state.events.publish(event).await;
+        }
+    }
+    if ended > 0 {
+        tracing::info!(ended, "ended login sessions past their timeouts");
+    }
+    Ok(ended)
+}
+
+/// Runs [`sweep_expired_sessions`] and [`sweep_login_sessions`] every
+/// `interval` until aborted.
 pub fn spawn_expiry_sweeper(state: AppState, interval: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
@@ -34,6 +83,9 @@ pub fn spawn_expiry_sweeper(state: AppState, interval: Duration) -> JoinHandle<(
             ticker.tick().await;
             if let Err(error) = sweep_expired_sessions(&state).await {
                 tracing::error!(error = ?error, "expiry sweep failed");
+            }
+            if let Err(error) = sweep_login_sessions(&state).await {
+                tracing::error!(error = ?error, "login-session sweep failed");
             }
         }
     })

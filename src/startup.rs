@@ -16,6 +16,7 @@ use crate::graphql::{AppState, build_schema};
 use crate::http::{HttpState, router};
 use crate::jobs::spawn_expiry_sweeper;
 use crate::services::auth::Authenticator;
+use crate::services::settings::SettingsCache;
 
 /// Observes every SQL statement the application runs (tests count them).
 pub type StatementObserver = Arc<dyn Fn(&sea_orm::metric::Info<'_>) + Send + Sync>;
@@ -75,12 +76,15 @@ impl Application {
         let listener = TcpListener::bind(settings.server.bind).await?;
         let address = listener.local_addr()?;
         let authenticator = Authenticator::new(&settings.auth);
+        let settings_cache = SettingsCache::new(clock.clone(), &settings.session_security);
+        settings_cache.listen(&events);
         let state = AppState {
             db,
             clock,
             settings: Arc::new(settings),
             authenticator,
             events,
+            settings_cache,
         };
         let schema = build_schema(state.clone());
         let router = router(HttpState {

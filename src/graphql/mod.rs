@@ -4,6 +4,7 @@ pub mod content;
 pub mod loaders;
 pub mod login_sessions;
 pub mod sessions;
+pub mod settings;
 pub mod tenancy;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::error::AppError;
 use crate::events::EventBus;
 use crate::services::auth::{Authenticator, ClientInfo};
 use crate::services::scope::Scope;
+use crate::services::settings::SettingsCache;
 use loaders::{DbLoader, Loaders};
 
 /// The root query: every domain's queries merged.
@@ -32,6 +34,7 @@ pub struct QueryRoot(
     sessions::SessionsQuery,
     sessions::SessionStateQuery,
     content::ContentQuery,
+    settings::SettingsQuery,
 );
 
 /// The root mutation: every domain's mutations merged.
@@ -43,11 +46,15 @@ pub struct MutationRoot(
     tenancy::AdminMutation,
     sessions::SessionsMutation,
     content::ContentMutation,
+    settings::SettingsMutation,
 );
 
 /// The root subscription: every domain's subscriptions merged.
 #[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(sessions::SessionsSubscription);
+pub struct SubscriptionRoot(
+    sessions::SessionsSubscription,
+    login_sessions::LoginSessionsSubscription,
+);
 
 /// The executable schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -65,6 +72,8 @@ pub struct AppState {
     pub authenticator: Authenticator,
     /// Where live changes are published.
     pub events: EventBus,
+    /// The session settings cache (and the config-file level it resolves against).
+    pub settings_cache: SettingsCache,
 }
 
 /// Builds the schema with its limits and long-lived data.

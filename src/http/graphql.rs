@@ -153,7 +153,7 @@ async fn execute(
     let db = state.app.db.clone();
     let authorization = headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok());
     let now = state.app.clock.now();
-    let identity = match authenticate(&db, &state.app.authenticator, now, authorization).await {
+    let identity = match authenticate(&state.app, now, authorization).await {
         Ok(identity) => identity,
         Err(error) => {
             let error = async_graphql::ErrorExtensions::extend(&error);

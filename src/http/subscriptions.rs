@@ -65,14 +65,9 @@ async fn connection_data(app: &AppState, payload: &Value, client: ClientInfo) ->
                 .and_then(Value::as_str)
                 .map(|token| format!("Bearer {token}"))
         });
-    let identity = authenticate(
-        &app.db,
-        &app.authenticator,
-        app.clock.now(),
-        authorization.as_deref(),
-    )
-    .await
-    .map_err(|error| InitRejected::new(error.message()))?;
+    let identity = authenticate(app, app.clock.now(), authorization.as_deref())
+        .await
+        .map_err(|error| InitRejected::new(error.message()))?;
     if let Identity::Rejected(reason) | Identity::NoAccess(reason) = &identity {
         return Err(InitRejected::new(reason.clone()));
     }

@@ -8,7 +8,8 @@ use entity::session_log::SessionEndReason;
 use entity::{session_log, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
+    QueryFilter, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -16,7 +17,10 @@ use uuid::Uuid;
 use crate::auth::{Identity, ServiceCredentials, TokenKeys, UserIdentity, bearer_token};
 use crate::config::AuthSettings;
 use crate::error::{AppError, AppResult};
+use crate::graphql::AppState;
+use crate::services::login_policy::{admit_login, deadline, expire_if_due};
 use crate::services::passwords::{hash_password, verify_password};
+use crate::services::settings::effective_for;
 use crate::services::tenant_context::{self, AutomaticReason, TenantContext};
 
 /// Longest stored user agent or device description, in characters.
@@ -77,14 +81,14 @@ fn clip(value: Option<String>) -> Option<String> {
 /// Checks the password, opens a login session in the default tenant, and
 /// returns a token bound to it.
 pub async fn login(
-    db: &DatabaseConnection,
-    authenticator: &Authenticator,
+    state: &AppState,
     now: DateTime<Utc>,
     email: &str,
     password: &str,
     device_info: Option<String>,
     client: ClientInfo,
 ) -> AppResult<LoginOutcome> {
+    let (db, authenticator) = (&state.db, &state.authenticator);
     let email = email.trim().to_lowercase();
     let account = user::Entity::find()
         .filter(user::Column::Email.eq(&email))
@@ -105,7 +109,25 @@ pub async fn login(
     };
 
     let txn = db.begin().await?;
+    // Logins of one user take turns, so that the concurrent-session limit
+    // holds however many arrive at once (SQLite's single writer already
+    // serialises them).
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        user::Entity::find_by_id(account.id)
+            .lock_exclusive()
+            .one(&txn)
+            .await?;
+    }
     let context = tenant_context::initial_context(&txn, &account).await?;
+    let settings = effective_for(&txn, &state.settings_cache, &account, context.tenant_id).await?;
+    let events = admit_login(
+        &txn,
+        account.id,
+        &settings,
+        authenticator.settings.concurrent_session_policy,
+        now,
+    )
+    .await?;
     let login_session = session_log::ActiveModel {
         user_id: Set(account.id),
         tenant_id: Set(context.tenant_id),
@@ -137,8 +159,12 @@ pub async fn login(
         .await?;
     }
     txn.commit().await?;
+    for event in events {
+        state.events.publish(event).await;
+    }
 
-    let expires_at = now + Duration::minutes(authenticator.settings.token_ttl_minutes);
+    let expires_at = (now + Duration::minutes(authenticator.settings.token_ttl_minutes))
+        .min(now + Duration::minutes(i64::from(settings.absolute_timeout_minutes)));
     let token = authenticator
         .keys
         .issue(account.id, login_session.id, now, expires_at)?;
@@ -170,8 +196,7 @@ async fn dummy_hash() -> AppResult<String> {
 /// (a `login` mutation works with a stale token) but nothing needing an
 /// identity does.
 pub async fn authenticate(
-    db: &DatabaseConnection,
-    authenticator: &Authenticator,
+    state: &AppState,
     now: DateTime<Utc>,
     authorization: Option<&str>,
 ) -> AppResult<Identity> {
@@ -183,6 +208,7 @@ pub async fn authenticate(
             "send credentials as `Authorization: Bearer <token>`".to_owned(),
         ));
     };
+    let (db, authenticator) = (&state.db, &state.authenticator);
     if let Some(service) = authenticator.services.identify(token) {
         return Ok(Identity::Service(service));
     }
@@ -208,6 +234,19 @@ pub async fn authenticate(
     let Some(account) = user::Entity::find_by_id(claims.sub).one(db).await? else {
         return Ok(Identity::Rejected("the account no longer exists".to_owned()));
     };
+    // Timeouts are enforced here too, not only by the sweeper: no request
+    // runs in a login session past its idle or absolute timeout.
+    let settings = effective_for(db, &state.settings_cache, &account, log.tenant_id).await?;
+    if let Some(event) = expire_if_due(db, &log, &settings, now).await? {
+        state.events.publish(event).await;
+    }
+    if now >= deadline(&log, &settings).at {
+        let reason = deadline(&log, &settings).reason;
+        return Ok(Identity::Rejected(format!(
+            "the login session has ended ({}): log in again",
+            end_reason_text(reason)
+        )));
+    }
     let context = match tenant_context::resolve(db, now, &log, &account).await {
         Ok(context) => context,
         Err(AppError::Forbidden(reason)) => return Ok(Identity::NoAccess(reason)),
@@ -225,7 +264,7 @@ pub async fn authenticate(
 
 /// Whether a login session is still open (checked again for every
 /// subscription event, so a revoked session stops receiving at once).
-pub async fn is_open(db: &impl sea_orm::ConnectionTrait, login_session_id: Uuid) -> AppResult<bool> {
+pub async fn is_open(db: &impl ConnectionTrait, login_session_id: Uuid) -> AppResult<bool> {
     Ok(session_log::Entity::find_by_id(login_session_id)
         .filter(session_log::Column::LogoutAt.is_null())
         .one(db)
@@ -280,7 +319,7 @@ async fn touch_last_seen(
 /// Ends a login session for `reason`, unless it has already ended; returns
 /// whether it was open.
 pub async fn end_login_session(
-    db: &impl sea_orm::ConnectionTrait,
+    db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     login_session_id: Uuid,
     reason: SessionEndReason,

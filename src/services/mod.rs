@@ -3,10 +3,12 @@
 pub mod admin;
 pub mod auth;
 pub mod content;
+pub mod login_policy;
 pub mod login_sessions;
 pub mod passwords;
 pub mod scope;
 pub mod sessions;
+pub mod settings;
 pub mod tenancy;
 pub mod tenant_context;
 pub mod validation;

@@ -968,7 +968,7 @@ async fn anonymous_requests_and_services_are_refused(backend: Backend) {
 
 async fn the_content_of_a_session_that_has_ended_cannot_change(backend: Backend) {
     for ending in ["ended", "expired", "revoked", "past its end time"] {
-        let (app, world, token) = start(backend.clone()).await;
+        let (app, world, _) = start(backend.clone()).await;
         let session = world.sessions["user"];
         let status = match ending {
             "ended" => Some(SessionStatus::Ended),
@@ -989,6 +989,8 @@ async fn the_content_of_a_session_that_has_ended_cannot_change(backend: Backend)
             }
             None => app.clock.advance(Duration::hours(2)),
         }
+        // Two idle hours also ended the login session: log in again.
+        let token = world.login(&app, "user").await;
         let mut reads = BTreeSet::new();
         for (operation, outcome) in every_operation(&app, &world, Some(&token)).await {
             if operation == "module" || operation == "video" {

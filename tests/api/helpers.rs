@@ -90,6 +90,8 @@ pub struct TestApp {
     pub statements: Arc<AtomicUsize>,
     /// The application's state (to run its jobs by hand).
     pub state: AppState,
+    /// Event-bus subscribers the application has of its own (e.g. caches).
+    pub baseline_subscribers: usize,
     /// An HTTP client.
     pub client: reqwest::Client,
     /// The database, dropped with the app.
@@ -137,6 +139,7 @@ impl TestApp {
             .await
             .expect("application builds");
         let state = application.state().clone();
+        let baseline_subscribers = state.events.subscriber_count();
         let address = application.address();
         let db = application.db().clone();
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -149,6 +152,7 @@ impl TestApp {
             clock,
             statements,
             state,
+            baseline_subscribers,
             client: reqwest::Client::new(),
             database,
             shutdown: Some(shutdown),

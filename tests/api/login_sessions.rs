@@ -42,7 +42,8 @@ async fn login_records_the_device_and_returns_a_token_bound_to_it(backend: Backe
     assert_eq!(login["loginSession"]["loginAt"], json!(test_epoch().to_rfc3339()));
     assert_eq!(
         login["expiresAt"],
-        json!((test_epoch() + Duration::days(1)).to_rfc3339())
+        json!((test_epoch() + Duration::minutes(480)).to_rfc3339()),
+        "the token ends with the absolute timeout (480 minutes by default), before its one-day lifetime"
     );
     let token = login["token"].as_str().unwrap();
     let me = app.ok_as(token, ME, json!({})).await;
@@ -168,10 +169,10 @@ async fn a_user_revokes_their_own_login_session_on_another_device(backend: Backe
 }
 
 async fn an_expired_or_forged_token_is_refused(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, |settings| settings.auth.token_ttl_minutes = 20).await;
     let world = World::create(&app.db).await;
     let token = world.login(&app, "user").await;
-    app.clock.advance(Duration::days(1) - Duration::seconds(1));
+    app.clock.advance(Duration::minutes(20) - Duration::seconds(1));
     app.ok_as(&token, ME, json!({})).await;
     app.clock.advance(Duration::seconds(1));
     let error = app.error_as(Some(&token), ME, json!({})).await;

@@ -101,7 +101,7 @@ impl WsClient {
 /// test does next is seen by every subscription it opened.
 pub async fn wait_for_subscribers(app: &TestApp, count: usize) {
     tokio::time::timeout(PATIENCE, async {
-        while app.state.events.subscriber_count() < count {
+        while app.state.events.subscriber_count() < app.baseline_subscribers + count {
             tokio::task::yield_now().await;
         }
     })

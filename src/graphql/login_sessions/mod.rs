@@ -1,4 +1,9 @@
-//! Login sessions: logging in and out, the device list, revocation.
+//! Login sessions: logging in and out, the device list, revocation, and
+//! live events.
+
+mod live;
+
+pub use live::{LoginSessionEvent, LoginSessionEventKind, LoginSessionsSubscription};
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -317,8 +322,7 @@ impl LoginSessionsMutation {
     ) -> Result<LoginPayload> {
         let state = ctx.state()?;
         let outcome = auth_service::login(
-            &state.db,
-            &state.authenticator,
+            state,
             state.clock.now(),
             &email,
             &password,
