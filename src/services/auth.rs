@@ -212,7 +212,9 @@ pub async fn authenticate(
     if let Some(service) = authenticator.services.identify(token) {
         return Ok(Identity::Service(service));
     }
-    let claims = match authenticator.keys.verify(token, now) {
+    // The expiry is checked after the login session: a token that expired
+    // with its session's absolute timeout still records why the session ended.
+    let claims = match authenticator.keys.verify_signature(token) {
         Ok(claims) => claims,
         Err(error) => return Ok(Identity::Rejected(error.message())),
     };
@@ -246,6 +248,11 @@ pub async fn authenticate(
             "the login session has ended ({}): log in again",
             end_reason_text(reason)
         )));
+    }
+    if claims.exp <= now.timestamp() {
+        return Ok(Identity::Rejected(
+            "the token has expired: log in again".to_owned(),
+        ));
     }
     let context = match tenant_context::resolve(db, now, &log, &account).await {
         Ok(context) => context,
