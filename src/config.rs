@@ -147,7 +147,8 @@ impl DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphqlSettings {
-    /// Deepest accepted selection nesting. Default 12.
+    /// Deepest accepted selection nesting. Default 20: GraphiQL's introspection
+    /// query nests 15 levels deep.
     pub max_depth: usize,
     /// Highest accepted query complexity. Default 2000.
     pub max_complexity: usize,
@@ -162,7 +163,7 @@ pub struct GraphqlSettings {
 impl Default for GraphqlSettings {
     fn default() -> Self {
         Self {
-            max_depth: 12,
+            max_depth: 20,
             max_complexity: 2000,
             default_page_size: 20,
             max_page_size: 100,

@@ -178,7 +178,31 @@ async fn overly_deep_queries_are_refused(backend: Backend) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
+/// The introspection query GraphiQL sends (graphql-js `getIntrospectionQuery`
+/// with its ten levels of `ofType`): the explorer needs it to answer.
+const INTROSPECTION: &str = "query IntrospectionQuery { __schema { queryType { name } mutationType { name } subscriptionType { name }
+  types { ...FullType } directives { name description locations args { ...InputValue } } } }
+fragment FullType on __Type { kind name description
+  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields { ...InputValue } interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason } possibleTypes { ...TypeRef } }
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } } } }";
+
+async fn graphiql_can_introspect_the_schema(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (status, body) = app.post_graphql(INTROSPECTION, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(
+        body["data"]["__schema"]["subscriptionType"]["name"],
+        "SubscriptionRoot"
+    );
+}
+
 backend_tests!(
+    graphiql_can_introspect_the_schema,
     a_post_query_answers_with_the_negotiated_media_type,
     an_invalid_document_is_400_under_graphql_response_json_and_200_under_json,
     a_query_over_get_is_answered,
