@@ -23,6 +23,7 @@ mod migrations;
 mod schema;
 mod session_lifecycle;
 mod sessions;
+mod settings;
 mod subscriptions;
 mod tenant_context;
 mod websocket;

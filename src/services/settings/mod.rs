@@ -384,7 +384,7 @@ async fn user_access(
         active.or(first)
     };
     let audit_tenant = if viewer.is_super_admin {
-        active.or(first).or(viewer.tenant_id)
+        active.or(first)
     } else {
         active
             .filter(|active| administered.contains(active))
@@ -680,7 +680,13 @@ pub async fn change(
     }
     let after = checked_scopes(db, cache, scope).await?;
     let properties: Vec<Property> = changed.iter().map(|(property, _, _)| *property).collect();
-    validation::reject_new_violations(&before, &after, &properties)?;
+    validation::reject_new_violations(&before, &after, &properties).map_err(|error| match (kind, error) {
+        // A reset names its `property` argument.
+        (ChangeKind::Reset, AppError::BadUserInput { message, .. }) => {
+            AppError::bad_input("property", message)
+        }
+        (_, error) => error,
+    })?;
 
     let id = match scope {
         SettingsScope::System => None,
