@@ -383,6 +383,24 @@ impl Settings {
                 "session_security.idle_timeout_minutes ({idle}) must not exceed absolute_timeout_minutes ({absolute})"
             )));
         }
+        if let (Some(idle), Some(absolute)) = (
+            options.shared_device_idle_timeout_minutes,
+            options.shared_device_absolute_timeout_minutes,
+        ) && idle > absolute
+        {
+            return Err(ConfigError::OutOfRange(format!(
+                "session_security.shared_device_idle_timeout_minutes ({idle}) must not exceed shared_device_absolute_timeout_minutes ({absolute})"
+            )));
+        }
+        if let (Some(warning), Some(idle)) = (
+            options.session_warning_minutes,
+            options.shared_device_idle_timeout_minutes,
+        ) && warning >= idle
+        {
+            return Err(ConfigError::OutOfRange(format!(
+                "session_security.session_warning_minutes ({warning}) must be below shared_device_idle_timeout_minutes ({idle})"
+            )));
+        }
         if let (Some(warning), Some(idle)) = (options.session_warning_minutes, options.idle_timeout_minutes)
             && warning >= idle
         {
@@ -448,6 +466,19 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert!(Settings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn inconsistent_session_options_are_rejected() {
+        let mut settings = Settings::default();
+        settings.session_security.shared_device_idle_timeout_minutes = Some(60);
+        settings.session_security.shared_device_absolute_timeout_minutes = Some(30);
+        assert!(settings.validate().is_err());
+        settings.session_security.shared_device_absolute_timeout_minutes = Some(60);
+        assert!(settings.validate().is_ok());
+        settings.session_security.session_warning_minutes = Some(10);
+        settings.session_security.shared_device_idle_timeout_minutes = Some(10);
+        assert!(settings.validate().is_err());
     }
 
     #[test]

@@ -216,10 +216,15 @@ impl Scope {
     }
 
     /// Users that may appear as participants of visible rows: any member of
-    /// the active tenant. Loaders use it so a nested lookup can never cross
-    /// tenants.
+    /// the active tenant, and the viewer; every user for a super admin.
+    /// Loaders use it so a nested lookup can never cross tenants.
     pub fn tenant_users(&self) -> Condition {
-        Condition::all().add(user::Column::Id.in_subquery(self.tenant_members()))
+        if self.is_super_admin {
+            return Condition::all();
+        }
+        Condition::any()
+            .add(user::Column::Id.eq(self.user_id))
+            .add(user::Column::Id.in_subquery(self.tenant_members()))
     }
 
     /// Login sessions the viewer may see and revoke: an admin, those of the
