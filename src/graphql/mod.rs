@@ -3,6 +3,7 @@
 pub mod content;
 pub mod loaders;
 pub mod login_sessions;
+pub mod paging;
 pub mod sessions;
 pub mod settings;
 pub mod tenancy;

@@ -7,7 +7,7 @@ mod prefetch;
 mod state;
 mod types;
 
-use async_graphql::connection::{Connection, CursorType as _, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, Object, Result};
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::events::Event;
+use crate::graphql::paging::{decode_after, page_limit};
 use crate::graphql::{AppState, ContextExt};
 use crate::services::scope::Scope;
 use crate::services::sessions::{self as service, SessionFilter, SessionOrder, SortValue, Transition};
@@ -67,26 +68,8 @@ impl SessionsQuery {
     ) -> Result<SessionConnection> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        let paging = &state.settings.graphql;
-        let limit = match first {
-            None => paging.default_page_size,
-            Some(first) if first < 1 => {
-                return Err(AppError::bad_input("first", "must be at least 1").into());
-            }
-            Some(first) => u64::try_from(first).unwrap_or(u64::MAX),
-        };
-        if limit > paging.max_page_size {
-            return Err(
-                AppError::bad_input("first", format!("must be at most {}", paging.max_page_size)).into(),
-            );
-        }
-        let after = after
-            .map(|cursor| {
-                Cursor::decode_cursor(&cursor)
-                    .map(|cursor| cursor.0)
-                    .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this API"))
-            })
-            .transpose()?;
+        let limit = page_limit(first, &state.settings.graphql)?;
+        let after: Option<(SortValue, Uuid)> = decode_after(after)?;
         let filter = filter
             .map(SessionFilterInput::into_filter)
             .transpose()?

@@ -6,7 +6,7 @@
 //! translates. Every mutation runs in one transaction and, once committed,
 //! invalidates the settings caches of every instance.
 
-use async_graphql::connection::{Connection, CursorType as _, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{audit_log, system_settings};
@@ -17,6 +17,7 @@ use crate::error::AppError;
 use crate::events::SettingsScope;
 use crate::graphql::ContextExt;
 use crate::graphql::loaders::UserById;
+use crate::graphql::paging::{decode_after, page_limit};
 use crate::graphql::tenancy::User;
 use crate::services::settings::{
     self as service, AuditFilter, ChangeKind, Property, Resolved, SettingValue, Subject, SubjectSettings,
@@ -667,24 +668,8 @@ impl SettingsQuery {
     ) -> Result<AuditLogConnection> {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
-        let paging = &state.settings.graphql;
-        let limit = match first {
-            None => paging.default_page_size,
-            Some(first) if first < 1 => return Err(AppError::bad_input("first", "must be at least 1").into()),
-            Some(first) => u64::try_from(first).unwrap_or(u64::MAX),
-        };
-        if limit > paging.max_page_size {
-            return Err(
-                AppError::bad_input("first", format!("must be at most {}", paging.max_page_size)).into(),
-            );
-        }
-        let after = after
-            .map(|cursor| {
-                AuditCursor::decode_cursor(&cursor)
-                    .map(|cursor| cursor.0)
-                    .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this API"))
-            })
-            .transpose()?;
+        let limit = page_limit(first, &state.settings.graphql)?;
+        let after = decode_after(after)?;
         let filter = filter.unwrap_or_default();
         if let (Some(from), Some(to)) = (filter.from, filter.to)
             && from > to

@@ -7,8 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use entity::session::{self, SessionStatus};
-use entity::tenant_membership::MembershipRole;
-use entity::{guardian_link, session_config, tenant_membership};
+use entity::{guardian_link, session_config};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
@@ -18,6 +17,7 @@ use super::queries::{find_session, is_in_force};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, SessionChange, SessionEvent, UnlockNotification};
 use crate::services::scope::{Reach, Scope};
+use crate::services::tenant_context::membership;
 use crate::services::validation::required_name;
 
 /// Longest session name, in characters.
@@ -107,19 +107,6 @@ fn end_time(input: &NewSession, start: DateTime<Utc>) -> AppResult<Option<DateTi
     }
 }
 
-async fn is_member(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-    tenant_id: Uuid,
-) -> AppResult<Option<MembershipRole>> {
-    Ok(tenant_membership::Entity::find()
-        .filter(tenant_membership::Column::UserId.eq(user_id))
-        .filter(tenant_membership::Column::TenantId.eq(tenant_id))
-        .one(db)
-        .await?
-        .map(|membership| membership.role))
-}
-
 async fn supervises(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
@@ -178,7 +165,7 @@ pub async fn start_session(
     now: DateTime<Utc>,
 ) -> AppResult<(session::Model, Vec<Event>)> {
     let not_found = || AppError::NotFound { resource: "user" };
-    is_member(db, user_id, scope.tenant_id)
+    membership(db, user_id, scope.tenant_id)
         .await?
         .ok_or_else(not_found)?;
     let guardian_id = match scope.reach {

@@ -48,6 +48,7 @@ use uuid::Uuid;
 use crate::auth::UserIdentity;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventBus, SettingsScope};
+use crate::services::tenant_context::membership;
 pub use audit::{AuditAction, AuditFilter, AuditPage, AuditVisibility};
 pub use cache::{CacheKey, CachedSessionSettings, SLIDING_EXPIRY, SettingsCache};
 pub use resolution::{Layers, Level, Property, Resolution, Resolved, SettingValue, Source, Values};
@@ -260,10 +261,7 @@ async fn role_in(
     user_id: Uuid,
     tenant_id: Uuid,
 ) -> AppResult<Option<MembershipRole>> {
-    Ok(tenant_membership::Entity::find()
-        .filter(tenant_membership::Column::UserId.eq(user_id))
-        .filter(tenant_membership::Column::TenantId.eq(tenant_id))
-        .one(db)
+    Ok(membership(db, user_id, tenant_id)
         .await?
         .map(|membership| membership.role))
 }
