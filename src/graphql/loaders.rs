@@ -237,7 +237,7 @@ impl Loader<UserById> for DbLoader {
         };
         let rows = user::Entity::find()
             .filter(user::Column::Id.is_in(keys.iter().map(|key| key.0)))
-            .filter(scope.tenant_users())
+            .filter(scope.visible_people())
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(|row| (UserById(row.id), row)).collect())

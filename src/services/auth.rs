@@ -122,7 +122,8 @@ pub async fn login(
     let settings = effective_for(&txn, &state.settings_cache, &account, context.tenant_id).await?;
     let events = admit_login(
         &txn,
-        account.id,
+        &state.settings_cache,
+        &account,
         &settings,
         authenticator.settings.concurrent_session_policy,
         now,

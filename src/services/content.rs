@@ -110,6 +110,7 @@ async fn lock_session(
         .one(txn)
         .await?
         .ok_or(AppError::NotFound { resource: "session" })?;
+    scope.require_may_change_session(session.guardian_id)?;
     if !is_editable(&session, now) {
         return Err(AppError::Conflict(
             "the session has ended: the content of an ended, expired or revoked session cannot change"

@@ -6,12 +6,13 @@ use chrono::{DateTime, Duration, Utc};
 use entity::session_log::{self, SessionEndReason};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, LoginSessionChange, LoginSessionEvent};
 use crate::services::auth::end_login_session;
-use crate::services::settings::EffectiveSettings;
+use entity::user;
+
+use crate::services::settings::{EffectiveSettings, SettingsCache, effective_for};
 
 /// What a login does when the user already has the most login sessions allowed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -115,13 +116,14 @@ pub async fn expire_if_due(
 /// refuses the login, by `policy`). Returns the events to publish.
 pub async fn admit_login(
     db: &impl ConnectionTrait,
-    user_id: Uuid,
+    cache: &SettingsCache,
+    account: &user::Model,
     settings: &EffectiveSettings,
     policy: ConcurrentSessionPolicy,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Event>> {
     let open = session_log::Entity::find()
-        .filter(session_log::Column::UserId.eq(user_id))
+        .filter(session_log::Column::UserId.eq(account.id))
         .filter(session_log::Column::LogoutAt.is_null())
         .order_by_asc(session_log::Column::LoginAt)
         .order_by_asc(session_log::Column::Id)
@@ -130,7 +132,9 @@ pub async fn admit_login(
     let mut events = Vec::new();
     let mut still_open = Vec::with_capacity(open.len());
     for log in open {
-        match expire_if_due(db, &log, settings, now).await? {
+        // Each login session expires by the settings of the tenant it works in.
+        let own = effective_for(db, cache, account, log.tenant_id).await?;
+        match expire_if_due(db, &log, &own, now).await? {
             Some(event) => events.push(event),
             None => still_open.push(log),
         }
@@ -158,6 +162,8 @@ pub async fn admit_login(
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     fn settings(idle: i32, absolute: i32) -> EffectiveSettings {

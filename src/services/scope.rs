@@ -105,6 +105,18 @@ impl Scope {
         }
     }
 
+    /// Whether the viewer may change a session in scope (beyond ending it):
+    /// a supervised user may end a session their guardian started (that is
+    /// the unlock the guardian is told about) but not rewrite it.
+    pub fn require_may_change_session(&self, guardian_id: Option<Uuid>) -> AppResult<()> {
+        if self.reach == Reach::Own && guardian_id.is_some_and(|guardian| guardian != self.user_id) {
+            return Err(AppError::forbidden(
+                "a session started by a guardian can only be changed by them or an administrator; end it with endSession",
+            ));
+        }
+        Ok(())
+    }
+
     /// The users the viewer supervises in the active tenant (a subquery).
     fn supervised_users(&self) -> sea_orm::sea_query::SelectStatement {
         Query::select()
@@ -227,13 +239,49 @@ impl Scope {
             .add(user::Column::Id.in_subquery(self.tenant_members()))
     }
 
+    /// Users the viewer may see as part of rows in scope: members of the
+    /// tenant (see [`Scope::tenant_users`]), and the user and guardian of
+    /// any session in scope, even after they left the tenant.
+    pub fn visible_people(&self) -> Condition {
+        let participants = |column: session::Column| {
+            Query::select()
+                .column(column)
+                .from(session::Entity.table_ref())
+                .cond_where(self.sessions())
+                .to_owned()
+        };
+        Condition::any()
+            .add(self.tenant_users())
+            .add(user::Column::Id.in_subquery(participants(session::Column::UserId)))
+            .add(user::Column::Id.in_subquery(participants(session::Column::GuardianId)))
+    }
+
     /// Login sessions the viewer may see and revoke: an admin, those of the
-    /// tenant's members; everyone, their own.
+    /// tenant's members working in the tenant (a super admin's only for
+    /// another super admin); everyone, their own.
     pub fn login_sessions(&self) -> Condition {
         match self.reach {
-            Reach::Tenant => Condition::any()
-                .add(session_log::Column::UserId.eq(self.user_id))
-                .add(session_log::Column::UserId.in_subquery(self.tenant_members())),
+            Reach::Tenant => {
+                // Only the members' login sessions working in this tenant,
+                // and never a super admin's unless the viewer is one.
+                let mut members = Condition::all()
+                    .add(session_log::Column::TenantId.eq(self.tenant_id))
+                    .add(session_log::Column::UserId.in_subquery(self.tenant_members()));
+                if !self.is_super_admin {
+                    members = members.add(
+                        session_log::Column::UserId.not_in_subquery(
+                            Query::select()
+                                .column(user::Column::Id)
+                                .from(user::Entity.table_ref())
+                                .and_where(user::Column::IsSuperAdmin.eq(true))
+                                .to_owned(),
+                        ),
+                    );
+                }
+                Condition::any()
+                    .add(session_log::Column::UserId.eq(self.user_id))
+                    .add(members)
+            }
             Reach::Supervised | Reach::Own => {
                 Condition::all().add(session_log::Column::UserId.eq(self.user_id))
             }

@@ -116,7 +116,7 @@ pub async fn initial_context(db: &impl ConnectionTrait, user: &user::Model) -> A
 /// default tenant when access was lost or no context is set (document 002's
 /// flow). Concurrent requests reset at most once.
 pub async fn resolve(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     now: DateTime<Utc>,
     log: &session_log::Model,
     user: &user::Model,
@@ -147,7 +147,9 @@ pub async fn resolve(
             role: None,
         });
     }
-    // Only the request that actually moves the context records it.
+    // Only the request that actually moves the context records it, and the
+    // move and its record commit together.
+    let txn = db.begin().await?;
     let moved = session_log::Entity::update_many()
         .col_expr(session_log::Column::TenantId, Expr::value(to))
         .col_expr(session_log::Column::UpdatedAt, Expr::value(now))
@@ -156,7 +158,7 @@ pub async fn resolve(
             Some(from) => session_log::Column::TenantId.eq(from),
             None => session_log::Column::TenantId.is_null(),
         })
-        .exec(db)
+        .exec(&txn)
         .await?
         .rows_affected
         == 1;
@@ -171,8 +173,9 @@ pub async fn resolve(
         AutomaticReason::Login | AutomaticReason::NoContext => ContextChangeEventType::ApplyDefaultTenant,
     };
     if moved && let Some(logged_tenant) = to.or(log.tenant_id) {
-        record(db, now, user.id, logged_tenant, event, metadata).await?;
+        record(&txn, now, user.id, logged_tenant, event, metadata).await?;
     }
+    txn.commit().await?;
     match default {
         Some(membership) => Ok(TenantContext {
             tenant_id: Some(membership.tenant_id),

@@ -6,8 +6,10 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::fixtures::World;
+use crate::fixtures::{World, add_membership};
 use crate::helpers::{Backend, SERVICE_TOKEN, TestApp, error_code};
+use entity::tenant_membership::{self, MembershipRole};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 /// Every identity of the matrix.
 const IDENTITIES: [&str; 9] = [
@@ -414,7 +416,99 @@ async fn context_changes_are_read_by_their_user_and_their_tenant_admin(backend: 
     assert!(!seen.contains(&world.users["other_admin"].to_string()));
 }
 
+async fn a_tenant_admin_reaches_only_login_sessions_working_in_their_tenant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    add_membership(
+        &app.db,
+        world.users["user"],
+        world.beta,
+        MembershipRole::Member,
+        false,
+    )
+    .await;
+    add_membership(
+        &app.db,
+        world.users["super_admin"],
+        world.alpha,
+        MembershipRole::Member,
+        true,
+    )
+    .await;
+    let user = world.login(&app, "user").await;
+    app.ok_as(
+        &user,
+        "mutation($t: UUID!) { switchTenant(tenantId: $t) { role } }",
+        json!({ "t": world.beta }),
+    )
+    .await;
+    let super_admin = world.login(&app, "super_admin").await;
+    let mine = |token: String| {
+        let app = &app;
+        async move {
+            app.ok_as(&token, "{ me { loginSession { id } } }", json!({}))
+                .await["me"]["loginSession"]["id"]
+                .clone()
+        }
+    };
+    let in_beta = mine(user.clone()).await;
+    let super_session = mine(super_admin.clone()).await;
+    let admin = world.login(&app, "admin").await;
+    let listed = app
+        .ok_as(&admin, "{ loginSessions(first: 200) { id } }", json!({}))
+        .await;
+    let ids: Vec<&Value> = listed["loginSessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["id"])
+        .collect();
+    assert!(
+        !ids.contains(&&in_beta),
+        "the member's login session works in another tenant"
+    );
+    assert!(
+        !ids.contains(&&super_session),
+        "a super admin's login sessions are not a tenant admin's to see"
+    );
+    for id in [in_beta, super_session] {
+        let error = app
+            .error_as(
+                Some(&admin),
+                "mutation($id: UUID!) { revokeLoginSession(id: $id) { id } }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert_eq!(error_code(&error), "NOT_FOUND");
+    }
+    app.ok_as(&user, "{ me { user { id } } }", json!({})).await;
+}
+
+async fn the_people_of_a_visible_session_stay_visible_after_they_leave_the_tenant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let admin = world.login(&app, "admin").await;
+    tenant_membership::Entity::delete_many()
+        .filter(tenant_membership::Column::UserId.eq(world.users["other_user"]))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let data = app
+        .ok_as(
+            &admin,
+            "query($id: UUID!) { session(id: $id) { user { email } guardian { email } } }",
+            json!({ "id": world.sessions["other_user"] }),
+        )
+        .await;
+    assert_eq!(
+        data["session"]["user"]["email"],
+        crate::fixtures::email("other_user")
+    );
+}
+
 backend_tests!(
+    a_tenant_admin_reaches_only_login_sessions_working_in_their_tenant,
+    the_people_of_a_visible_session_stay_visible_after_they_leave_the_tenant,
     each_identity_lists_exactly_the_sessions_it_may_see,
     a_session_out_of_scope_reads_as_not_found,
     services_may_ask_whether_any_session_is_active_and_nothing_else,

@@ -39,7 +39,7 @@ const TWO_GIB: i64 = 2 * 1024 * 1024 * 1024;
 async fn start(backend: Backend) -> (TestApp, World, String) {
     let app = TestApp::spawn(backend).await;
     let world = World::create(&app.db).await;
-    let token = world.login(&app, "user").await;
+    let token = world.login(&app, "guardian").await;
     (app, world, token)
 }
 
@@ -570,7 +570,7 @@ async fn the_size_limit_and_the_mime_types_are_configurable(backend: Backend) {
     })
     .await;
     let world = World::create(&app.db).await;
-    let token = world.login(&app, "user").await;
+    let token = world.login(&app, "guardian").await;
     let lesson = module_id(&app, world.sessions["user"], "Lesson").await;
     let mut input = a_video_with("fileSize", json!(1000));
     input["mimeType"] = json!("video/x-custom");
@@ -894,8 +894,8 @@ async fn every_operation(app: &TestApp, world: &World, token: Option<&str>) -> V
     outcomes
 }
 
-async fn the_user_their_guardian_and_the_tenant_admin_may_manage_the_content(backend: Backend) {
-    for handle in ["user", "guardian", "admin", "super_admin"] {
+async fn the_guardian_and_the_tenant_admin_may_manage_the_content(backend: Backend) {
+    for handle in ["guardian", "admin", "super_admin"] {
         let app = TestApp::spawn(backend.clone()).await;
         let world = World::create(&app.db).await;
         let token = world.login(&app, handle).await;
@@ -923,6 +923,39 @@ async fn the_user_their_guardian_and_the_tenant_admin_may_manage_the_content(bac
             "{handle}"
         );
     }
+}
+
+async fn a_supervised_user_reads_but_cannot_rewrite_a_guardians_session_content(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let token = world.login(&app, "user").await;
+    for (operation, outcome) in every_operation(&app, &world, Some(&token)).await {
+        let expected = if operation == "module" || operation == "video" {
+            "OK"
+        } else {
+            "FORBIDDEN"
+        };
+        assert_eq!(outcome, expected, "{operation}");
+    }
+    assert_eq!(names_in_order(&app, world.sessions["user"]).await, ["Lesson"]);
+    let own = app
+        .ok_as(
+            &token,
+            "mutation { createSession(input: { name: \"Mine\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let created = app
+        .ok_as(
+            &token,
+            "mutation($s: UUID!) { createModule(sessionId: $s, input: { name: \"Chapter 1\" }) { orderIndex } }",
+            json!({ "s": own["createSession"]["id"] }),
+        )
+        .await;
+    assert_eq!(
+        created["createModule"]["orderIndex"], 0,
+        "their own sessions are theirs to manage"
+    );
 }
 
 async fn content_out_of_scope_reads_as_not_found_and_stays_untouched(backend: Backend) {
@@ -990,7 +1023,7 @@ async fn the_content_of_a_session_that_has_ended_cannot_change(backend: Backend)
             None => app.clock.advance(Duration::hours(2)),
         }
         // Two idle hours also ended the login session: log in again.
-        let token = world.login(&app, "user").await;
+        let token = world.login(&app, "guardian").await;
         let mut reads = BTreeSet::new();
         for (operation, outcome) in every_operation(&app, &world, Some(&token)).await {
             if operation == "module" || operation == "video" {
@@ -1112,7 +1145,8 @@ backend_tests!(
     video_file_names_are_plain_names_of_at_most_255_characters,
     an_update_checks_each_given_field_and_needs_at_least_one,
     a_failure_inside_a_mutation_leaves_the_order_as_it_was,
-    the_user_their_guardian_and_the_tenant_admin_may_manage_the_content,
+    the_guardian_and_the_tenant_admin_may_manage_the_content,
+    a_supervised_user_reads_but_cannot_rewrite_a_guardians_session_content,
     content_out_of_scope_reads_as_not_found_and_stays_untouched,
     anonymous_requests_and_services_are_refused,
     the_content_of_a_session_that_has_ended_cannot_change,

@@ -36,7 +36,7 @@ async fn a_guardian_sees_every_change_of_a_supervised_session_live(backend: Back
     wait_for_subscribers(&app, 1).await;
     let session = world.sessions["user"];
 
-    rename(&app, &user, session, "Deep work").await;
+    rename(&app, &guardian, session, "Deep work").await;
     let event = dashboard.next_data("live").await["sessionStatusChanged"].clone();
     assert_eq!(event["change"], "UPDATED");
     assert_eq!(event["sessionId"], json!(session));
@@ -337,8 +337,8 @@ async fn a_change_on_one_instance_reaches_a_subscriber_of_another() {
     let mut dashboard = WsClient::connect(&second, Some(&guardian)).await;
     dashboard.subscribe("live", STATUS, json!({})).await;
     wait_for_subscribers(&second, 1).await;
-    let user = world.login(&first, "user").await;
-    rename(&first, &user, world.sessions["user"], "from the first instance").await;
+    let admin = world.login(&first, "admin").await;
+    rename(&first, &admin, world.sessions["user"], "from the first instance").await;
     let event: Value = dashboard.next_data("live").await;
     assert_eq!(
         event["sessionStatusChanged"]["session"]["name"],
@@ -347,7 +347,73 @@ async fn a_change_on_one_instance_reaches_a_subscriber_of_another() {
     assert_eq!(first.state.events.subscriber_count(), first.baseline_subscribers);
 }
 
+async fn an_open_connection_stops_working_when_its_login_session_ends(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let admin = world.login(&app, "admin").await;
+    let mut client = WsClient::connect(&app, Some(&admin)).await;
+    client
+        .subscribe("before", "{ me { user { id } } }", json!({}))
+        .await;
+    assert!(client.next_data("before").await["me"]["user"]["id"].is_string());
+    assert_eq!(client.receive().await["type"], "complete");
+    app.ok_as(&admin, "mutation { logout }", json!({})).await;
+    client
+        .subscribe(
+            "after",
+            "mutation { createSchool(input: { name: \"Sneaky\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let refused = client.receive().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    let admin = world.login(&app, "admin").await;
+    let schools = app
+        .ok_as(&admin, "{ me { activeTenant { schools { name } } } }", json!({}))
+        .await;
+    assert_eq!(
+        schools["me"]["activeTenant"]["schools"],
+        json!([]),
+        "nothing was created over the stale connection"
+    );
+}
+
+async fn a_subscription_ends_when_its_subscriber_loses_their_role(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let super_admin = world.login(&app, "super_admin").await;
+    app.ok_as(
+        &super_admin,
+        "mutation($t: UUID!) { switchTenant(tenantId: $t) { role } }",
+        json!({ "t": world.alpha }),
+    )
+    .await;
+    let guardian = world.login(&app, "guardian").await;
+    let mut dashboard = WsClient::connect(&app, Some(&guardian)).await;
+    dashboard.subscribe("live", STATUS, json!({})).await;
+    wait_for_subscribers(&app, 1).await;
+    app.ok_as(
+        &super_admin,
+        "mutation($u: UUID!) { updateMembershipRole(userId: $u, role: MEMBER) { role } }",
+        json!({ "u": world.users["guardian"] }),
+    )
+    .await;
+    rename(&app, &super_admin, world.sessions["user"], "after the demotion").await;
+    let (_, payload) = dashboard.next().await;
+    assert_eq!(
+        payload["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{payload}"
+    );
+    assert_eq!(
+        dashboard.receive().await,
+        json!({ "id": "live", "type": "complete" })
+    );
+}
+
 backend_tests!(
+    an_open_connection_stops_working_when_its_login_session_ends,
+    a_subscription_ends_when_its_subscriber_loses_their_role,
     a_guardian_sees_every_change_of_a_supervised_session_live,
     only_subscribers_allowed_to_see_a_session_receive_its_events,
     a_subscription_can_be_narrowed_to_one_session,

@@ -16,7 +16,8 @@ use crate::auth::UserIdentity;
 use crate::error::AppError;
 use crate::events::{self, Event, SessionChange};
 use crate::graphql::{AppState, ContextExt};
-use crate::services::auth::is_open;
+use crate::http::subscriptions::ConnectionCredentials;
+use crate::services::auth::authenticate;
 use crate::services::scope::Scope;
 use crate::services::sessions as service;
 
@@ -147,30 +148,42 @@ struct Subscriber {
     state: AppState,
     viewer: Arc<UserIdentity>,
     scope: Scope,
+    credentials: Option<String>,
 }
 
 impl Subscriber {
     fn new(ctx: &Context<'_>) -> Result<Self, AppError> {
         let scope = ctx.scope()?;
         let viewer = Arc::new(ctx.viewer()?.clone());
+        let credentials = ctx
+            .data::<ConnectionCredentials>()
+            .ok()
+            .and_then(|credentials| credentials.0.clone());
         Ok(Self {
             state: ctx.state()?.clone(),
             viewer,
             scope,
+            credentials,
         })
     }
 
-    /// Rechecks the login session (a revoked or logged-out one stops the
-    /// stream) and the scope for every event.
+    /// Authenticates the subscriber again for every event: a logged-out,
+    /// revoked or expired login session, or a change of tenant or role,
+    /// ends the stream; then checks that the event's session is in scope.
     async fn admit(&self, tenant_id: Uuid, user_id: Uuid, guardian_id: Option<Uuid>) -> Verdict<()> {
-        match is_open(&self.state.db, self.viewer.login_session_id).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Verdict::Stop(AppError::Unauthenticated(
-                    "the login session has ended: log in again and resubscribe".to_owned(),
-                ));
-            }
+        let now = self.state.clock.now();
+        let identity = match authenticate(&self.state, now, self.credentials.as_deref()).await {
+            Ok(identity) => identity,
             Err(error) => return Verdict::Stop(error),
+        };
+        let scope = match Scope::of(&identity) {
+            Ok(scope) => scope,
+            Err(error) => return Verdict::Stop(error),
+        };
+        if scope != self.scope {
+            return Verdict::Stop(AppError::forbidden(
+                "your tenant or role changed since you subscribed: subscribe again",
+            ));
         }
         match self
             .scope

@@ -204,6 +204,7 @@ impl SessionsMutation {
         let now = state.clock.now();
         let txn = state.db.begin().await.map_err(AppError::from)?;
         let row = service::find_changeable(&txn, &scope, session_id, now).await?;
+        scope.require_may_change_session(row.guardian_id)?;
         service::set_config(&txn, row.id, input.into(), now).await?;
         let event = Event::Session(crate::events::SessionEvent {
             change: crate::events::SessionChange::ConfigChanged,

@@ -165,15 +165,18 @@ pub async fn start_session(
     now: DateTime<Utc>,
 ) -> AppResult<(session::Model, Vec<Event>)> {
     let not_found = || AppError::NotFound { resource: "user" };
+    // Checked before the user is looked up, so that the answer does not
+    // tell a supervised user who belongs to the tenant.
+    if scope.reach == Reach::Own {
+        return Err(AppError::forbidden(
+            "only guardians and administrators start sessions for others; use createSession for your own",
+        ));
+    }
     membership(db, user_id, scope.tenant_id)
         .await?
         .ok_or_else(not_found)?;
     let guardian_id = match scope.reach {
-        Reach::Own => {
-            return Err(AppError::forbidden(
-                "only guardians and administrators start sessions for others; use createSession for your own",
-            ));
-        }
+        Reach::Own => return Err(not_found()),
         Reach::Supervised => {
             if guardian_id.is_some_and(|guardian| guardian != scope.user_id) {
                 return Err(AppError::bad_input(
@@ -263,6 +266,7 @@ pub async fn update_session(
     now: DateTime<Utc>,
 ) -> AppResult<(session::Model, Vec<Event>)> {
     let row = find_changeable(db, scope, id, now).await?;
+    scope.require_may_change_session(row.guardian_id)?;
     let mut model: session::ActiveModel = row.clone().into();
     if let Some(name) = update.name {
         model.name = Set(required_name("name", &name, MAX_NAME)?);
