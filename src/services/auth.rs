@@ -159,16 +159,16 @@ pub async fn login(
         )
         .await?;
     }
-    txn.commit().await?;
-    for event in events {
-        state.events.publish(event).await;
-    }
-
+    // Signed before the commit: nothing that can fail comes after it.
     let expires_at = (now + Duration::minutes(authenticator.settings.token_ttl_minutes))
         .min(now + Duration::minutes(i64::from(settings.absolute_timeout_minutes)));
     let token = authenticator
         .keys
         .issue(account.id, login_session.id, now, expires_at)?;
+    txn.commit().await?;
+    for event in events {
+        state.events.publish(event).await;
+    }
     tracing::info!(user_id = %account.id, login_session_id = %login_session.id, "login");
     Ok(LoginOutcome {
         token,

@@ -138,10 +138,19 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    /// Replaces the tenant context shown (after a switch within this request).
-    pub fn set_context(&mut self, tenant_id: Option<Uuid>, role: Option<tenant_membership::MembershipRole>) {
-        self.tenant_id = tenant_id;
-        self.role = role;
+    /// The view of `user` working in `tenant_id` with `role`.
+    pub fn new(
+        user: user::Model,
+        login_session_id: Uuid,
+        tenant_id: Option<Uuid>,
+        role: Option<tenant_membership::MembershipRole>,
+    ) -> Self {
+        Self {
+            user,
+            login_session_id,
+            tenant_id,
+            role,
+        }
     }
 }
 
@@ -237,12 +246,12 @@ pub async fn viewer(ctx: &Context<'_>) -> Result<Viewer> {
         .await
         .map_err(AppError::from)?
         .ok_or(AppError::NotFound { resource: "user" })?;
-    Ok(Viewer {
+    Ok(Viewer::new(
         user,
-        login_session_id: identity.login_session_id,
-        tenant_id: identity.tenant_id,
-        role: identity.role,
-    })
+        identity.login_session_id,
+        identity.tenant_id,
+        identity.role,
+    ))
 }
 
 fn list_limit(first: Option<i32>) -> Result<u64, AppError> {

@@ -12,7 +12,7 @@ use super::{Membership, Tenant, User};
 use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::graphql::loaders::{TenantById, UserById};
-use crate::graphql::login_sessions::{Viewer, viewer};
+use crate::graphql::login_sessions::Viewer;
 use crate::services::tenant_context;
 
 /// What changed the tenant context.
@@ -145,9 +145,13 @@ impl TenantContextMutation {
             tenant_id,
         )
         .await?;
-        let mut me = viewer(ctx).await?;
-        me.set_context(context.tenant_id, context.role);
-        Ok(me)
+        // Built from what is known, with no query after the commit.
+        Ok(Viewer::new(
+            account,
+            identity.login_session_id,
+            context.tenant_id,
+            context.role,
+        ))
     }
 
     /// Makes a tenant you belong to your default (applied at login).
