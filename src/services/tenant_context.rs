@@ -97,7 +97,21 @@ pub async fn record(
 /// The context a new login session starts in: the default tenant. Without
 /// one, only a super admin may log in (and then picks a tenant).
 pub async fn initial_context(db: &impl ConnectionTrait, user: &user::Model) -> AppResult<TenantContext> {
-    match default_membership(db, user.id).await? {
+    default_context(
+        default_membership(db, user.id).await?,
+        user,
+        "you have no default tenant: ask an administrator to add you to a tenant",
+    )
+}
+
+/// The context of the default membership; without one, no tenant for a
+/// super admin and an access error (`refusal`) for everyone else.
+fn default_context(
+    default: Option<tenant_membership::Model>,
+    user: &user::Model,
+    refusal: &str,
+) -> AppResult<TenantContext> {
+    match default {
         Some(membership) => Ok(TenantContext {
             tenant_id: Some(membership.tenant_id),
             role: Some(membership.role),
@@ -106,9 +120,7 @@ pub async fn initial_context(db: &impl ConnectionTrait, user: &user::Model) -> A
             tenant_id: None,
             role: None,
         }),
-        None => Err(AppError::forbidden(
-            "you have no default tenant: ask an administrator to add you to a tenant",
-        )),
+        None => Err(AppError::forbidden(refusal)),
     }
 }
 
@@ -176,19 +188,11 @@ pub async fn resolve(
         record(&txn, now, user.id, logged_tenant, event, metadata).await?;
     }
     txn.commit().await?;
-    match default {
-        Some(membership) => Ok(TenantContext {
-            tenant_id: Some(membership.tenant_id),
-            role: Some(membership.role),
-        }),
-        None if user.is_super_admin => Ok(TenantContext {
-            tenant_id: None,
-            role: None,
-        }),
-        None => Err(AppError::forbidden(
-            "you no longer have access to the tenant and have no default tenant: ask an administrator",
-        )),
-    }
+    default_context(
+        default,
+        user,
+        "you no longer have access to the tenant and have no default tenant: ask an administrator",
+    )
 }
 
 /// Moves a login session to another tenant the user may access.
