@@ -1008,13 +1008,7 @@ pub async fn create_guardian_link(
             format!("{MEMBERSHIP_NEEDED}: add the user to the tenant first"),
         ));
     }
-    let existing = guardian_link::Entity::find()
-        .filter(guardian_link::Column::TenantId.eq(scope.tenant_id))
-        .filter(guardian_link::Column::GuardianId.eq(guardian_id))
-        .filter(guardian_link::Column::UserId.eq(user_id))
-        .count(db)
-        .await?;
-    if existing > 0 {
+    if crate::services::scope::supervises(db, scope.tenant_id, guardian_id, user_id).await? {
         return Err(AppError::Conflict(link_exists()));
     }
     guardian_link::ActiveModel {

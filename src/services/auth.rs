@@ -280,18 +280,6 @@ pub async fn is_open(db: &impl ConnectionTrait, login_session_id: Uuid) -> AppRe
         .is_some())
 }
 
-/// The stored name of an end reason (as in `session_logs.end_reason`).
-pub fn end_reason_code(reason: SessionEndReason) -> &'static str {
-    match reason {
-        SessionEndReason::Logout => "logout",
-        SessionEndReason::Revoked => "revoked",
-        SessionEndReason::Evicted => "evicted",
-        SessionEndReason::Invalidated => "invalidated",
-        SessionEndReason::ExpiredIdle => "expired_idle",
-        SessionEndReason::ExpiredAbsolute => "expired_absolute",
-    }
-}
-
 /// How an end reason reads in a message.
 pub fn end_reason_text(reason: SessionEndReason) -> &'static str {
     match reason {

@@ -11,6 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::{Event, LoginSessionChange, LoginSessionEvent};
 use crate::services::auth::end_login_session;
 use entity::user;
+use uuid::Uuid;
 
 use crate::services::settings::{EffectiveSettings, SettingsCache, effective_for};
 
@@ -59,7 +60,8 @@ pub fn warning_at(deadline: Deadline, settings: &EffectiveSettings) -> DateTime<
 
 /// The event announcing that a login session ended for `reason`.
 pub fn ended_event(
-    log: &session_log::Model,
+    login_session_id: Uuid,
+    user_id: Uuid,
     reason: SessionEndReason,
     expires_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -73,8 +75,8 @@ pub fn ended_event(
     };
     Event::LoginSession(LoginSessionEvent {
         change,
-        login_session_id: log.id,
-        user_id: log.user_id,
+        login_session_id,
+        user_id,
         end_reason: Some(end_reason_name(reason).to_owned()),
         expires_at,
         occurred_at: now,
@@ -106,7 +108,7 @@ pub async fn expire_if_due(
         return Ok(None);
     }
     let ended = end_login_session(db, due.at.min(now), log.id, due.reason).await?;
-    Ok(ended.then(|| ended_event(log, due.reason, Some(due.at), now)))
+    Ok(ended.then(|| ended_event(log.id, log.user_id, due.reason, Some(due.at), now)))
 }
 
 /// Makes room for a new login of `user_id` under `settings` (inside the
@@ -154,7 +156,7 @@ pub async fn admit_login(
     };
     for log in still_open.iter().take(to_end) {
         if end_login_session(db, now, log.id, reason).await? {
-            events.push(ended_event(log, reason, None, now));
+            events.push(ended_event(log.id, log.user_id, reason, None, now));
         }
     }
     Ok(events)
@@ -162,8 +164,6 @@ pub async fn admit_login(
 
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
-
     use super::*;
 
     fn settings(idle: i32, absolute: i32) -> EffectiveSettings {

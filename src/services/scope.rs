@@ -216,13 +216,7 @@ impl Scope {
             Reach::Supervised => {
                 user_id == self.user_id
                     || guardian_id == Some(self.user_id)
-                    || <guardian_link::Entity as sea_orm::EntityTrait>::find()
-                        .filter(guardian_link::Column::TenantId.eq(self.tenant_id))
-                        .filter(guardian_link::Column::GuardianId.eq(self.user_id))
-                        .filter(guardian_link::Column::UserId.eq(user_id))
-                        .one(db)
-                        .await?
-                        .is_some()
+                    || supervises(db, self.tenant_id, self.user_id, user_id).await?
             }
         })
     }
@@ -300,6 +294,22 @@ impl Scope {
             }
         }
     }
+}
+
+/// Whether `guardian_id` supervises `user_id` in `tenant_id` (a guardian link).
+pub async fn supervises(
+    db: &impl sea_orm::ConnectionTrait,
+    tenant_id: Uuid,
+    guardian_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<bool> {
+    Ok(<guardian_link::Entity as sea_orm::EntityTrait>::find()
+        .filter(guardian_link::Column::TenantId.eq(tenant_id))
+        .filter(guardian_link::Column::GuardianId.eq(guardian_id))
+        .filter(guardian_link::Column::UserId.eq(user_id))
+        .one(db)
+        .await?
+        .is_some())
 }
 
 #[cfg(test)]

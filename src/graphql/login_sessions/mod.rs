@@ -18,6 +18,7 @@ use crate::graphql::ContextExt;
 use crate::graphql::loaders::{TenantById, UserById};
 use crate::graphql::tenancy::{MembershipRole, Tenant, User};
 use crate::services::auth::{self as auth_service, end_login_session};
+use crate::services::login_policy::ended_event;
 use crate::services::login_sessions::{self as service, LoginSessionFilter};
 
 /// Most rows a login-session list returns.
@@ -211,32 +212,6 @@ impl Viewer {
     }
 }
 
-/// The bus event announcing that a login session ended.
-pub fn login_session_ended(
-    login_session_id: Uuid,
-    user_id: Uuid,
-    reason: SessionEndReason,
-    now: DateTime<Utc>,
-) -> crate::events::Event {
-    let change = match reason {
-        SessionEndReason::Logout => crate::events::LoginSessionChange::LoggedOut,
-        SessionEndReason::ExpiredIdle | SessionEndReason::ExpiredAbsolute => {
-            crate::events::LoginSessionChange::Expired
-        }
-        SessionEndReason::Revoked | SessionEndReason::Evicted | SessionEndReason::Invalidated => {
-            crate::events::LoginSessionChange::Revoked
-        }
-    };
-    crate::events::Event::LoginSession(crate::events::LoginSessionEvent {
-        change,
-        login_session_id,
-        user_id,
-        end_reason: Some(crate::services::auth::end_reason_code(reason).to_owned()),
-        expires_at: None,
-        occurred_at: now,
-    })
-}
-
 /// Builds the `me` view of the caller.
 pub async fn viewer(ctx: &Context<'_>) -> Result<Viewer> {
     let identity = ctx.viewer()?;
@@ -357,10 +332,11 @@ impl LoginSessionsMutation {
         let ended =
             end_login_session(&state.db, now, viewer.login_session_id, SessionEndReason::Logout).await?;
         if ended {
-            let event = login_session_ended(
+            let event = ended_event(
                 viewer.login_session_id,
                 viewer.user_id,
                 SessionEndReason::Logout,
+                None,
                 now,
             );
             state.events.publish(event).await;
@@ -381,10 +357,11 @@ impl LoginSessionsMutation {
         if newly {
             state
                 .events
-                .publish(login_session_ended(
+                .publish(ended_event(
                     revoked.id,
                     revoked.user_id,
                     SessionEndReason::Revoked,
+                    None,
                     now,
                 ))
                 .await;
@@ -403,10 +380,11 @@ impl LoginSessionsMutation {
         for log in &ended {
             state
                 .events
-                .publish(login_session_ended(
+                .publish(ended_event(
                     log.id,
                     log.user_id,
                     SessionEndReason::Revoked,
+                    None,
                     now,
                 ))
                 .await;

@@ -21,10 +21,10 @@ use crate::graphql::loaders::{
     DbLoader, GuardiansOfUser, MembershipsOfUser, SchoolById, SchoolsOfTenant, SupervisedUsersOfUser,
     TenantById, UserById,
 };
-use crate::graphql::login_sessions::login_session_ended;
 use crate::services::admin::{
     self as service, AccountRef, GuardianLinkFilter, NewUserInput, UserChangesInput, UserFilter,
 };
+use crate::services::login_policy::ended_event;
 use entity::session_log::SessionEndReason;
 
 /// A guardian supervising a user in a tenant.
@@ -405,10 +405,11 @@ impl AdminMutation {
         for log in &ended {
             state
                 .events
-                .publish(login_session_ended(
+                .publish(ended_event(
                     log.id,
                     log.user_id,
                     SessionEndReason::Revoked,
+                    None,
                     now,
                 ))
                 .await;

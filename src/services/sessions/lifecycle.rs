@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use entity::session::{self, SessionStatus};
-use entity::{guardian_link, session_config};
+use entity::session_config;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use super::config::{ConfigInput, set_config};
 use super::queries::{find_session, is_in_force};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, SessionChange, SessionEvent, UnlockNotification};
-use crate::services::scope::{Reach, Scope};
+use crate::services::scope::{Reach, Scope, supervises};
 use crate::services::tenant_context::membership;
 use crate::services::validation::required_name;
 
@@ -105,21 +105,6 @@ fn end_time(input: &NewSession, start: DateTime<Utc>) -> AppResult<Option<DateTi
         (None, Some(minutes)) => Ok(Some(start + Duration::minutes(minutes))),
         (None, None) => Ok(None),
     }
-}
-
-async fn supervises(
-    db: &impl ConnectionTrait,
-    tenant_id: Uuid,
-    guardian_id: Uuid,
-    user_id: Uuid,
-) -> AppResult<bool> {
-    Ok(guardian_link::Entity::find()
-        .filter(guardian_link::Column::TenantId.eq(tenant_id))
-        .filter(guardian_link::Column::GuardianId.eq(guardian_id))
-        .filter(guardian_link::Column::UserId.eq(user_id))
-        .one(db)
-        .await?
-        .is_some())
 }
 
 async fn insert(
