@@ -26,6 +26,14 @@ pub const DEFAULT_CONFIG_FILE: &str = "session-manager.toml";
 /// working directory, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://session-manager.db?mode=rwc";
 
+/// The built-in page size of connection fields without `first`; the cost of
+/// such a field is reckoned with it.
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+
+/// The built-in largest `first` of connection fields; the cost of a field
+/// is reckoned with at most it.
+pub const MAX_PAGE_SIZE: u64 = 100;
+
 /// Everything the server can be configured with.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -83,6 +91,13 @@ pub struct ServerSettings {
     /// Take the client address from `X-Forwarded-For` (only behind a proxy
     /// that sets it). Default false.
     pub trust_forwarded_headers: bool,
+    /// Origins (`https://portal.example.org`) whose pages may call the API
+    /// from a browser. Default empty: no cross-origin access.
+    pub cors_allowed_origins: Vec<String>,
+    /// Largest accepted WebSocket message (and frame), in bytes. Default 1 MiB.
+    pub ws_max_message_bytes: usize,
+    /// Most operations running at once on one WebSocket connection. Default 100.
+    pub ws_max_operations: usize,
 }
 
 impl Default for ServerSettings {
@@ -94,6 +109,9 @@ impl Default for ServerSettings {
             ws_keep_alive_secs: 15,
             max_body_bytes: 1024 * 1024,
             trust_forwarded_headers: false,
+            cors_allowed_origins: Vec::new(),
+            ws_max_message_bytes: 1024 * 1024,
+            ws_max_operations: 100,
         }
     }
 }
@@ -143,14 +161,37 @@ impl DatabaseSettings {
     }
 }
 
-/// GraphQL execution limits and paging.
+/// GraphQL execution limits and paging. Every document is measured before
+/// it is validated or run; one that passes a limit is refused with
+/// `QUERY_TOO_LARGE` (or `QUERY_TOO_COMPLEX`) naming the key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphqlSettings {
-    /// Deepest accepted selection nesting. Default 20: GraphiQL's introspection
-    /// query nests 15 levels deep.
+    /// Deepest accepted selection nesting, counted after fragments are
+    /// expanded. Default 20: GraphiQL's introspection query nests 15 deep.
     pub max_depth: usize,
-    /// Highest accepted query complexity. Default 2000.
+    /// Deepest accepted nesting of `{`, `(` and `[` in the raw document
+    /// (selections, arguments, list and object values), checked before
+    /// parsing. Default 64.
+    pub max_nesting: usize,
+    /// Most fields a document may select once its fragments are expanded,
+    /// `__typename` included. Default 2000 (GraphiQL's introspection query
+    /// has about 200).
+    pub max_fields: u64,
+    /// Most aliases in a document. Default 30.
+    pub max_aliases: usize,
+    /// Most directives in a document. Default 50.
+    pub max_directives: usize,
+    /// Most fragment spreads in a document. Default 100.
+    pub max_fragment_spreads: usize,
+    /// Most operations in one document. Default 20.
+    pub max_operations: usize,
+    /// Most requests in one HTTP batch (a JSON array). Default 20.
+    pub max_batch_size: usize,
+    /// Highest accepted query cost: every field costs 1, and a list field
+    /// multiplies the cost of its items by `first` (or its default page
+    /// size) or by its length bound. Default 500000: a full page (100) of
+    /// sessions with their modules and videos costs about 420000.
     pub max_complexity: usize,
     /// Page size when a connection field gets no `first`. Default 20.
     pub default_page_size: u64,
@@ -164,9 +205,16 @@ impl Default for GraphqlSettings {
     fn default() -> Self {
         Self {
             max_depth: 20,
-            max_complexity: 2000,
-            default_page_size: 20,
-            max_page_size: 100,
+            max_nesting: 64,
+            max_fields: 2000,
+            max_aliases: 30,
+            max_directives: 50,
+            max_fragment_spreads: 100,
+            max_operations: 20,
+            max_batch_size: 20,
+            max_complexity: 500_000,
+            default_page_size: DEFAULT_PAGE_SIZE,
+            max_page_size: MAX_PAGE_SIZE,
             introspection: true,
         }
     }
@@ -455,8 +503,29 @@ impl Settings {
                 self.graphql.default_page_size, self.graphql.max_page_size
             )));
         }
+        for origin in &self.server.cors_allowed_origins {
+            if !is_origin(origin) {
+                return Err(ConfigError::OutOfRange(format!(
+                    "server.cors_allowed_origins: `{origin}` is not an origin; write scheme, host and \
+                     optional port, like `https://portal.example.org` (no path, no trailing slash)"
+                )));
+            }
+        }
         Ok(())
     }
+}
+
+/// Whether `value` is a serialized origin: `http(s)://host[:port]`.
+fn is_origin(value: &str) -> bool {
+    url::Url::parse(value).is_ok_and(|url| {
+        matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.origin().ascii_serialization() == value
+    })
 }
 
 #[cfg(test)]

@@ -85,6 +85,7 @@ impl Application {
             authenticator,
             events,
             settings_cache,
+            gate: Arc::default(),
         };
         let schema = build_schema(state.clone());
         let router = router(HttpState {

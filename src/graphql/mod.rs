@@ -1,6 +1,7 @@
 //! The GraphQL schema: per-domain objects merged into one root.
 
 pub mod content;
+pub mod limits;
 pub mod loaders;
 pub mod login_sessions;
 pub mod paging;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub events: EventBus,
     /// The session settings cache (and the config-file level it resolves against).
     pub settings_cache: SettingsCache,
+    /// What the request gate let through and refused.
+    pub gate: Arc<limits::GateStats>,
 }
 
 /// Builds the schema with its limits and long-lived data.
@@ -85,8 +88,15 @@ pub fn build_schema(state: AppState) -> AppSchema {
         MutationRoot::default(),
         SubscriptionRoot::default(),
     )
-    .limit_depth(graphql.max_depth)
-    .limit_complexity(graphql.max_complexity)
+    // The gate measures every document before validation and enforces the
+    // depth and cost limits itself, with codes; async-graphql's recursion
+    // and directive checks stay as a backstop.
+    .limit_recursive_depth(graphql.max_nesting)
+    .limit_directives(graphql.max_directives)
+    .extension(limits::RequestGate::new(
+        limits::DocumentLimits::from(graphql),
+        state.gate.clone(),
+    ))
     .extension(Tracing);
     if !graphql.introspection {
         builder = builder.disable_introspection();

@@ -94,12 +94,11 @@ pub async fn get_handler(
     let Some(media) = ResponseMedia::negotiate(&headers) else {
         return not_acceptable();
     };
-    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or_default()) {
-        Ok(request) if !request.query.is_empty() => request,
-        Ok(_) => return bad_request(media, "the `query` parameter is required"),
-        Err(error) => return bad_request(media, &format!("invalid query string: {error}")),
+    let request = match parse_get_request(query.as_deref().unwrap_or_default()) {
+        Ok(request) => request,
+        Err(message) => return bad_request(media, &message),
     };
-    if is_mutation(&request) {
+    if is_mutation(&request, state.app.settings.graphql.max_nesting) {
         let mut response = error_body(
             StatusCode::METHOD_NOT_ALLOWED,
             media,
@@ -150,15 +149,36 @@ async fn execute(
     peer: SocketAddr,
     request: BatchRequest,
 ) -> HttpResponse {
-    let db = state.app.db.clone();
+    let max_batch = state.app.settings.graphql.max_batch_size;
+    if let BatchRequest::Batch(requests) = &request
+        && requests.len() > max_batch
+    {
+        return coded_error_body(
+            StatusCode::BAD_REQUEST,
+            media,
+            &format!(
+                "a batch may hold at most {max_batch} requests (graphql.max_batch_size); this one holds {}",
+                requests.len()
+            ),
+            "BATCH_TOO_LARGE",
+        );
+    }
     let authorization = headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok());
     let now = state.app.clock.now();
     let identity = match authenticate(&state.app, now, authorization).await {
         Ok(identity) => identity,
         Err(error) => {
+            // No operation ran: a response without `data`, which the
+            // GraphQL-over-HTTP rules answer with 200 under
+            // application/json and with an error status under
+            // application/graphql-response+json.
             let error = async_graphql::ErrorExtensions::extend(&error);
+            let status = match media {
+                ResponseMedia::Json => StatusCode::OK,
+                ResponseMedia::GraphqlResponse => StatusCode::INTERNAL_SERVER_ERROR,
+            };
             let body = json!({ "errors": [error] });
-            let mut response = (StatusCode::INTERNAL_SERVER_ERROR, body.to_string()).into_response();
+            let mut response = (status, body.to_string()).into_response();
             response
                 .headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
@@ -167,18 +187,34 @@ async fn execute(
     };
     let client = client_info(headers, peer, state.app.settings.server.trust_forwarded_headers);
     let scope = Scope::of(&identity).ok();
-    let prepare = |request: Request| {
+    let db = state.app.db.clone();
+    let prepare = move |request: Request| {
         request
             .data(loaders(db.clone(), scope))
             .data(identity.clone())
             .data(client.clone())
     };
-    let (status, body) = match request {
-        BatchRequest::Single(request) => {
-            if let Some(operation) = &request.operation_name {
-                Span::current().record("operation", operation.as_str());
+    if let BatchRequest::Single(request) = &request
+        && let Some(operation) = &request.operation_name
+    {
+        Span::current().record("operation", operation.as_str());
+    }
+    // The operation runs in a task of its own, so that the request timeout
+    // answers even while it computes without awaiting; the task is aborted
+    // when the answer is given up (timeout, client gone).
+    let schema = state.schema.clone();
+    let executed = run_detached(async move {
+        match request {
+            BatchRequest::Single(request) => BatchResponse::Single(schema.execute(prepare(request)).await),
+            BatchRequest::Batch(requests) => {
+                let requests = requests.into_iter().map(prepare).collect();
+                schema.execute_batch(BatchRequest::Batch(requests)).await
             }
-            let response = state.schema.execute(prepare(request)).await;
+        }
+    })
+    .await;
+    let (status, body) = match executed {
+        Ok(BatchResponse::Single(response)) => {
             let request_error = is_request_error(&response);
             let status = if request_error && media == ResponseMedia::GraphqlResponse {
                 StatusCode::BAD_REQUEST
@@ -187,18 +223,21 @@ async fn execute(
             };
             (status, response_json(&response, request_error))
         }
-        BatchRequest::Batch(requests) => {
-            let requests = requests.into_iter().map(prepare).collect();
-            let BatchResponse::Batch(responses) =
-                state.schema.execute_batch(BatchRequest::Batch(requests)).await
-            else {
-                return error_body(StatusCode::INTERNAL_SERVER_ERROR, media, "internal error");
-            };
+        Ok(BatchResponse::Batch(responses)) => {
             let bodies = responses
                 .iter()
                 .map(|response| response_json(response, is_request_error(response)))
                 .collect();
             (StatusCode::OK, serde_json::Value::Array(bodies))
+        }
+        Err(error) => {
+            tracing::error!(%error, "the GraphQL execution task failed");
+            return coded_error_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                media,
+                "internal error",
+                "INTERNAL",
+            );
         }
     };
     let mut response = (status, body.to_string()).into_response();
@@ -206,6 +245,59 @@ async fn execute(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// Runs `work` as a task of its own; dropping the returned future aborts it.
+pub fn run_detached<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> impl Future<Output = Result<T, tokio::task::JoinError>> + Send {
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let task = AbortOnDrop(tokio::spawn(work));
+    async move {
+        let mut task = task;
+        (&mut task.0).await
+    }
+}
+
+/// Reads a GET request's query string: `query`, `operationName`,
+/// `variables` and `extensions` (the last two as JSON).
+fn parse_get_request(query_string: &str) -> Result<Request, String> {
+    let mut query = None;
+    let mut operation_name = None;
+    let mut variables = None;
+    let mut extensions = None;
+    for (key, value) in url::form_urlencoded::parse(query_string.as_bytes()) {
+        let slot = match key.as_ref() {
+            "query" => &mut query,
+            "operationName" | "operation_name" => &mut operation_name,
+            "variables" => &mut variables,
+            "extensions" => &mut extensions,
+            _ => continue,
+        };
+        if slot.replace(value.into_owned()).is_some() {
+            return Err(format!("the `{key}` parameter is given more than once"));
+        }
+    }
+    let query = query.filter(|query| !query.is_empty());
+    let Some(query) = query else {
+        return Err("the `query` parameter is required".to_owned());
+    };
+    let mut request = Request::new(query);
+    request.operation_name = operation_name.filter(|name| !name.is_empty());
+    if let Some(variables) = variables {
+        request.variables = serde_json::from_str(&variables)
+            .map_err(|error| format!("the `variables` parameter is not a JSON object: {error}"))?;
+    }
+    if let Some(extensions) = extensions {
+        request.extensions = serde_json::from_str(&extensions)
+            .map_err(|error| format!("the `extensions` parameter is not a JSON object: {error}"))?;
+    }
+    Ok(request)
 }
 
 /// A request error (a document that does not parse or validate, an unknown
@@ -250,7 +342,12 @@ pub fn client_info(headers: &HeaderMap, peer: SocketAddr, trust_forwarded: bool)
     }
 }
 
-fn is_mutation(request: &Request) -> bool {
+fn is_mutation(request: &Request, max_nesting: usize) -> bool {
+    // The parser recurses: a document nested too deep is left to the gate,
+    // which refuses it before parsing.
+    if crate::graphql::limits::raw_nesting(&request.query, max_nesting) > max_nesting {
+        return false;
+    }
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
         // Parse errors are reported by the executor in the usual format.
         return false;
@@ -279,7 +376,11 @@ fn not_acceptable() -> HttpResponse {
 }
 
 fn error_body(status: StatusCode, media: ResponseMedia, message: &str) -> HttpResponse {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_REQUEST" } }] });
+    coded_error_body(status, media, message, "BAD_REQUEST")
+}
+
+fn coded_error_body(status: StatusCode, media: ResponseMedia, message: &str, code: &str) -> HttpResponse {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     let mut response = (status, body.to_string()).into_response();
     response
         .headers_mut()

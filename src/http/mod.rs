@@ -12,8 +12,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderValue, Method, header};
 use axum::routing::get;
 use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -33,12 +35,37 @@ pub struct HttpState {
     pub app: AppState,
 }
 
+/// Cross-origin access for the configured origins only: what GraphQL over
+/// HTTP needs (GET, POST, the `authorization` and `content-type` headers),
+/// `x-request-id` readable by the page, no credentials (tokens travel in
+/// `authorization`), preflights cached for an hour. Other origins get no
+/// CORS headers, so browsers keep their pages out.
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static(REQUEST_ID_HEADER),
+        ])
+        .expose_headers([HeaderName::from_static(REQUEST_ID_HEADER)])
+        .allow_credentials(false)
+        .max_age(Duration::from_secs(3600))
+}
+
 /// Builds the whole router.
 pub fn router(state: HttpState) -> Router {
     let server = &state.app.settings.server;
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let timeout = server.request_timeout();
     let body_limit = server.max_body_bytes;
+    let cors = cors(&server.cors_allowed_origins);
     Router::new()
         .route("/graphql", get(graphql::get_handler).post(graphql::post_handler))
         .route("/graphql/ws", get(subscriptions::handler))
@@ -48,6 +75,7 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CompressionLayer::new())
+        .layer(cors)
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {

@@ -43,7 +43,9 @@ pub async fn handler(
     let settings = WsSettings {
         connection_init_timeout: Duration::from_millis(server.ws_connection_init_timeout_ms),
         keep_alive_interval: Duration::from_secs(server.ws_keep_alive_secs),
+        max_operations: server.ws_max_operations,
     };
+    let max_message = server.ws_max_message_bytes;
     let app = state.app.clone();
     let client = client_info(&headers, peer, app.settings.server.trust_forwarded_headers);
     let credentials = Arc::new(Mutex::new(None));
@@ -53,6 +55,8 @@ pub async fn handler(
         credentials: credentials.clone(),
     };
     upgrade
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
         .protocols([protocol.as_str()])
         .on_upgrade(move |socket| {
             ws::serve(socket, protocol, executor, settings, move |payload| async move {

@@ -174,14 +174,19 @@ pub struct WsSettings {
     /// right after `connection_ack`). Unused by graphql-transport-ws.
     /// `Duration::ZERO` disables them.
     pub keep_alive_interval: Duration,
+    /// Most operations running at once; one more is refused with an error
+    /// message for its id (code `TOO_MANY_OPERATIONS`).
+    pub max_operations: usize,
 }
 
 impl Default for WsSettings {
-    /// 3 s to initialise (the `graphql-ws` default), `ka` every 15 s.
+    /// 3 s to initialise (the `graphql-ws` default), `ka` every 15 s, 100
+    /// operations at once.
     fn default() -> Self {
         Self {
             connection_init_timeout: Duration::from_secs(3),
             keep_alive_interval: Duration::from_secs(15),
+            max_operations: 100,
         }
     }
 }
@@ -210,6 +215,7 @@ pub async fn serve<E, F, Fut>(
         protocol,
         executor,
         keep_alive_interval: settings.keep_alive_interval,
+        max_operations: settings.max_operations,
         on_init: Some(on_init),
         init: InitState::AwaitingInit,
         init_future: None,
@@ -356,6 +362,7 @@ struct Connection<E, F, Fut> {
     executor: E,
     /// Legacy `ka` interval.
     keep_alive_interval: Duration,
+    max_operations: usize,
     /// Taken by the first `connection_init`.
     on_init: Option<F>,
     /// Handshake state.
@@ -588,6 +595,9 @@ where
                         format!("Subscriber for {id} already exists"),
                     ));
                 }
+                if self.operations.len() >= self.max_operations {
+                    return self.refuse_operation(&id).await;
+                }
                 self.start_operation(id.into(), *request, data);
                 Ok(())
             }
@@ -661,10 +671,37 @@ where
                     .await;
             }
         };
+        if self.operations.len() >= self.max_operations {
+            return self.refuse_operation(&id).await;
+        }
         if let Some(data) = self.data.clone() {
             self.start_operation(id.into(), *request, data);
         }
         Ok(())
+    }
+
+    /// Refuses an operation beyond [`WsSettings::max_operations`].
+    async fn refuse_operation(&mut self, id: &str) -> Flow {
+        let message = format!(
+            "at most {} operations may run at once on one connection; complete one first",
+            self.max_operations
+        );
+        let mut error = ServerError::new(message.clone(), None);
+        let mut extensions = async_graphql::ErrorExtensionValues::default();
+        extensions.set("code", "TOO_MANY_OPERATIONS");
+        error.extensions = Some(extensions);
+        let errors = [error];
+        let reply = match self.protocol {
+            WsProtocol::GraphqlTransportWs => ServerMessage::Error { id, payload: &errors },
+            WsProtocol::GraphqlWs => ServerMessage::LegacyError {
+                id: Some(id),
+                payload: LegacyErrorPayload {
+                    message: &message,
+                    errors: &errors,
+                },
+            },
+        };
+        self.send(&reply).await
     }
 
     /// Legacy `stop`: stops the operation and confirms with `complete`.
@@ -1268,6 +1305,7 @@ mod tests {
             Self::start(WsSettings {
                 connection_init_timeout: Duration::from_secs(60),
                 keep_alive_interval: Duration::from_secs(60),
+                max_operations: 100,
             })
             .await
         }
@@ -1437,6 +1475,7 @@ mod tests {
         let server = TestServer::start(WsSettings {
             connection_init_timeout: Duration::from_millis(50),
             keep_alive_interval: Duration::from_secs(60),
+            max_operations: 100,
         })
         .await?;
         let mut client = server.connect(TRANSPORT).await?;
@@ -1615,6 +1654,7 @@ mod tests {
         let server = TestServer::start(WsSettings {
             connection_init_timeout: Duration::from_secs(60),
             keep_alive_interval: Duration::from_millis(20),
+            max_operations: 100,
         })
         .await?;
         let mut client = server.connect(LEGACY).await?;

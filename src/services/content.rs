@@ -25,7 +25,7 @@ use entity::{module, session, video};
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityName,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -36,6 +36,10 @@ use crate::services::validation::required_name;
 
 /// Longest accepted module name, in characters.
 pub const MAX_MODULE_NAME: usize = 255;
+/// Most modules a session holds (the cost of a query reckons with it).
+pub const MAX_MODULES_PER_SESSION: usize = 50;
+/// Most videos a module holds (the cost of a query reckons with it).
+pub const MAX_VIDEOS_PER_MODULE: usize = 20;
 /// Longest accepted video file name, in characters.
 pub const MAX_FILE_NAME: usize = 255;
 /// Longest accepted video URL, in characters.
@@ -233,6 +237,11 @@ pub async fn create_module(
     lock_session(txn, scope, session_id, now).await?;
     let modules = locked_modules(txn, session_id).await?;
     let count = modules.len();
+    if count >= MAX_MODULES_PER_SESSION {
+        return Err(AppError::Conflict(format!(
+            "a session holds at most {MAX_MODULES_PER_SESSION} modules; this one is full"
+        )));
+    }
     let index = match position {
         None => count,
         Some(position) => usize::try_from(position)
@@ -434,6 +443,15 @@ pub async fn add_video(
     let file_size = file_size(rules, input.file_size)?;
     let mime_type = mime_type(rules, &input.mime_type)?;
     lock_module(txn, scope, module_id, now).await?;
+    let videos = video::Entity::find()
+        .filter(video::Column::ModuleId.eq(module_id))
+        .count(txn)
+        .await?;
+    if videos >= MAX_VIDEOS_PER_MODULE as u64 {
+        return Err(AppError::Conflict(format!(
+            "a module holds at most {MAX_VIDEOS_PER_MODULE} videos; this one is full"
+        )));
+    }
     Ok(video::ActiveModel {
         id: Set(Uuid::now_v7()),
         module_id: Set(module_id),

@@ -130,6 +130,9 @@ impl ContentMutation {
 
     /// Moves a module to another position; the modules in between close up.
     /// Returns every module of the session in the new order.
+    #[graphql(
+        complexity = "crate::graphql::limits::list_cost(crate::services::content::MAX_MODULES_PER_SESSION, child_complexity)"
+    )]
     async fn move_module(
         &self,
         ctx: &Context<'_>,
@@ -147,6 +150,9 @@ impl ContentMutation {
 
     /// Deletes a module and its videos; the modules after it move up one.
     /// Returns the session's remaining modules in order.
+    #[graphql(
+        complexity = "crate::graphql::limits::list_cost(crate::services::content::MAX_MODULES_PER_SESSION, child_complexity)"
+    )]
     async fn delete_module(
         &self,
         ctx: &Context<'_>,
@@ -161,6 +167,9 @@ impl ContentMutation {
     }
 
     /// Puts every module of a session in a new order. Returns them in that order.
+    #[graphql(
+        complexity = "crate::graphql::limits::list_cost(crate::services::content::MAX_MODULES_PER_SESSION, child_complexity)"
+    )]
     async fn reorder_modules(
         &self,
         ctx: &Context<'_>,

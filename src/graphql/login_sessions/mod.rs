@@ -197,6 +197,9 @@ impl Viewer {
         self.role.map(Into::into)
     }
     /// Every tenant the user belongs to, default first.
+    #[graphql(
+        complexity = "crate::graphql::limits::list_cost(crate::graphql::limits::UNBOUNDED_LIST_ESTIMATE, child_complexity)"
+    )]
     async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<crate::graphql::tenancy::Membership>> {
         let state = ctx.state()?;
         Ok(tenant_membership::Entity::find()
@@ -252,6 +255,7 @@ impl LoginSessionsQuery {
     }
 
     /// Your login sessions (the device list), newest first.
+    #[graphql(complexity = "crate::graphql::limits::page_cost(first, 50, 200, child_complexity)")]
     async fn my_login_sessions(
         &self,
         ctx: &Context<'_>,
@@ -269,6 +273,7 @@ impl LoginSessionsQuery {
     }
 
     /// Login sessions of your tenant's members (tenant admins), newest first.
+    #[graphql(complexity = "crate::graphql::limits::page_cost(first, 50, 200, child_complexity)")]
     async fn login_sessions(
         &self,
         ctx: &Context<'_>,

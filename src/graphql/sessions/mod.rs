@@ -57,6 +57,9 @@ pub type SessionConnection = Connection<Cursor, Session, SessionConnectionFields
 impl SessionsQuery {
     /// Sessions you may see, as a Relay cursor connection; newest first
     /// unless `orderBy` says otherwise.
+    #[graphql(
+        complexity = "crate::graphql::limits::page_cost(first, crate::graphql::limits::DEFAULT_PAGE_SIZE, crate::graphql::limits::MAX_PAGE_SIZE, child_complexity)"
+    )]
     async fn sessions(
         &self,
         ctx: &Context<'_>,

@@ -106,6 +106,9 @@ impl Session {
             .map(SessionConfig))
     }
     /// Content modules in order.
+    #[graphql(
+        complexity = "crate::graphql::limits::list_cost(crate::services::content::MAX_MODULES_PER_SESSION, child_complexity)"
+    )]
     async fn modules(&self, ctx: &async_graphql::Context<'_>) -> Result<Vec<Module>> {
         Ok(ctx
             .load_one(ModulesOfSession(self.0.id))
@@ -179,6 +182,9 @@ impl Module {
         self.0.updated_at
     }
     /// The module's videos, oldest first.
+    #[graphql(
+        complexity = "crate::graphql::limits::list_cost(crate::services::content::MAX_VIDEOS_PER_MODULE, child_complexity)"
+    )]
     async fn videos(&self, ctx: &async_graphql::Context<'_>) -> Result<Vec<Video>> {
         Ok(ctx
             .load_one(VideosOfModule(self.0.id))

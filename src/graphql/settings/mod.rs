@@ -310,9 +310,11 @@ impl SystemSessionSettings {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
-    /// Who last changed them.
-    async fn updated_by_id(&self) -> Option<Uuid> {
-        self.0.updated_by
+    /// Who last changed them: shown to super admins (who alone change
+    /// them); null for everyone else.
+    async fn updated_by_id(&self, ctx: &Context<'_>) -> Result<Option<Uuid>> {
+        let viewer = ctx.viewer()?;
+        Ok(self.0.updated_by.filter(|_| viewer.is_super_admin))
     }
 }
 
@@ -658,6 +660,9 @@ impl SettingsQuery {
     /// The audit log, newest first, as a Relay cursor connection. Super
     /// admins see every record (system-wide ones included); tenant
     /// administrators, those of the tenants they administer.
+    #[graphql(
+        complexity = "crate::graphql::limits::page_cost(first, crate::graphql::limits::DEFAULT_PAGE_SIZE, crate::graphql::limits::MAX_PAGE_SIZE, child_complexity)"
+    )]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

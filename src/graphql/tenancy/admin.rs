@@ -160,6 +160,9 @@ impl AdminQuery {
     /// The people you may see, by e-mail: a tenant admin, every member of the
     /// active tenant; a guardian, themselves and the users they supervise;
     /// anyone else, themselves.
+    #[graphql(
+        complexity = "crate::graphql::limits::page_cost(first, crate::graphql::limits::DEFAULT_PAGE_SIZE, crate::graphql::limits::MAX_PAGE_SIZE, child_complexity)"
+    )]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -195,6 +198,9 @@ impl AdminQuery {
     /// Guardian links of the active tenant, oldest first: a tenant admin,
     /// all of them; a guardian, those in which they are the guardian or the
     /// supervised user; anyone else, those in which they are supervised.
+    #[graphql(
+        complexity = "crate::graphql::limits::page_cost(first, crate::graphql::limits::DEFAULT_PAGE_SIZE, crate::graphql::limits::MAX_PAGE_SIZE, child_complexity)"
+    )]
     async fn guardian_links(
         &self,
         ctx: &Context<'_>,

@@ -73,13 +73,43 @@ impl TenantContextChange {
         self.0.event_type.into()
     }
     /// Details: `fromTenantId`, `toTenantId`, `loginSessionId`, `reason`.
-    async fn metadata(&self) -> Option<Json<serde_json::Value>> {
-        self.0.metadata.clone().map(Json)
+    /// Whose change it is and super admins see all of them; a tenant admin
+    /// reading a member's change sees the tenant ids of the active tenant
+    /// only (others are null) and no login session id.
+    async fn metadata(&self, ctx: &Context<'_>) -> Result<Option<Json<serde_json::Value>>> {
+        let scope = ctx.scope()?;
+        let Some(metadata) = &self.0.metadata else {
+            return Ok(None);
+        };
+        if scope.is_super_admin || scope.user_id == self.0.user_id {
+            return Ok(Some(Json(metadata.clone())));
+        }
+        Ok(Some(Json(metadata_in_scope(metadata, scope.tenant_id))))
     }
     /// When it happened.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+}
+
+/// What of a context change's metadata a tenant admin may see of another
+/// person's change: `reason`, and tenant ids that are the admin's tenant.
+fn metadata_in_scope(metadata: &serde_json::Value, tenant_id: Uuid) -> serde_json::Value {
+    let Some(fields) = metadata.as_object() else {
+        return serde_json::Value::Null;
+    };
+    let own_tenant = tenant_id.to_string();
+    let mut visible = serde_json::Map::new();
+    for (key, value) in fields {
+        let shown = match key.as_str() {
+            "reason" => value.clone(),
+            "fromTenantId" | "toTenantId" if value.as_str() == Some(own_tenant.as_str()) => value.clone(),
+            "fromTenantId" | "toTenantId" => serde_json::Value::Null,
+            _ => continue,
+        };
+        visible.insert(key.clone(), shown);
+    }
+    serde_json::Value::Object(visible)
 }
 
 /// Tenant-context queries.
@@ -90,6 +120,7 @@ pub struct TenantContextQuery;
 impl TenantContextQuery {
     /// The trail of tenant-context changes, newest first: your own, or (tenant
     /// admins) those of your tenant.
+    #[graphql(complexity = "crate::graphql::limits::page_cost(first, 50, 200, child_complexity)")]
     async fn tenant_context_changes(
         &self,
         ctx: &Context<'_>,

@@ -93,6 +93,9 @@ pub struct TenancyQuery;
 impl TenancyQuery {
     /// The tenants you may see (a super admin: every tenant; others: those
     /// they are a member of), by name.
+    #[graphql(
+        complexity = "crate::graphql::limits::list_cost(crate::graphql::limits::UNBOUNDED_LIST_ESTIMATE, child_complexity)"
+    )]
     async fn tenants(&self, ctx: &Context<'_>) -> Result<Vec<Tenant>> {
         let state = ctx.state()?;
         let viewer = ctx.viewer()?;
@@ -158,6 +161,9 @@ impl Tenant {
         self.0.updated_at
     }
     /// The tenant's schools, by name.
+    #[graphql(
+        complexity = "crate::graphql::limits::list_cost(crate::graphql::limits::UNBOUNDED_LIST_ESTIMATE, child_complexity)"
+    )]
     async fn schools(&self, ctx: &Context<'_>) -> Result<Vec<School>> {
         Ok(ctx
             .load_one(SchoolsOfTenant(self.0.id))
@@ -240,6 +246,9 @@ impl User {
             .map(|membership| membership.role.into()))
     }
     /// The user's memberships in the tenants you may see, default first.
+    #[graphql(
+        complexity = "crate::graphql::limits::list_cost(crate::graphql::limits::UNBOUNDED_LIST_ESTIMATE, child_complexity)"
+    )]
     async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
         Ok(ctx
             .load_one(MembershipsOfUser(self.0.id))
@@ -251,6 +260,9 @@ impl User {
     }
     /// The user's guardians in the active tenant (through the guardian links
     /// you may see), by e-mail.
+    #[graphql(
+        complexity = "crate::graphql::limits::list_cost(crate::graphql::limits::UNBOUNDED_LIST_ESTIMATE, child_complexity)"
+    )]
     async fn guardians(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         Ok(ctx
             .load_one(GuardiansOfUser(self.0.id))
@@ -262,6 +274,9 @@ impl User {
     }
     /// The users this user supervises in the active tenant (through the
     /// guardian links you may see), by e-mail.
+    #[graphql(
+        complexity = "crate::graphql::limits::list_cost(crate::graphql::limits::UNBOUNDED_LIST_ESTIMATE, child_complexity)"
+    )]
     async fn supervised_users(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         Ok(ctx
             .load_one(SupervisedUsersOfUser(self.0.id))

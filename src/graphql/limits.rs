@@ -1,0 +1,789 @@
+//! The request gate: every GraphQL document is measured before it is
+//! validated or executed, and every error leaves with an `extensions.code`.
+//!
+//! The gate is an async-graphql extension, so it sees every operation the
+//! same way whatever carried it (POST, GET, an item of a batch, a WebSocket
+//! `subscribe`). In `prepare_request` it runs after the inner extensions
+//! (persisted-query lookup), then:
+//! 1. scans the raw text for bracket nesting, because the parser recurses
+//!    before any check of its own can run;
+//! 2. parses the document (parse errors are `GRAPHQL_PARSE_FAILED`);
+//! 3. measures it: fields after fragment expansion, `__typename` included,
+//!    with one memo per fragment so that measuring is linear in the text;
+//!    aliases, directives, fragment spreads, operations, and the depth
+//!    after expansion; any limit passed is `QUERY_TOO_LARGE`, naming it;
+//! 4. resolves the operation to run (`OPERATION_RESOLUTION_FAILURE`);
+//! 5. refuses NUL bytes in every string input, literal or variable
+//!    (`BAD_USER_INPUT` naming the argument): PostgreSQL text cannot hold
+//!    them, and no field has a use for them.
+//!
+//! Validation errors become `GRAPHQL_VALIDATION_FAILED`, and a cost above
+//! the limit `QUERY_TOO_COMPLEX` (the cost counts list multipliers: see
+//! [`page_cost`] and [`list_cost`]). Anything still without a code when the
+//! response leaves gets one, so that no error reaches a client uncoded.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextRequest, NextSubscribe, NextValidation,
+};
+use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::parser::Positioned;
+use async_graphql::parser::types::{
+    Directive, DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+};
+use async_graphql::{
+    ErrorExtensionValues, Name, Request, Response, ServerError, ServerResult, ValidationResult, Value,
+    Variables,
+};
+use futures_util::StreamExt;
+
+use crate::config::GraphqlSettings;
+
+/// A document's shape exceeds a configured limit.
+pub const QUERY_TOO_LARGE: &str = "QUERY_TOO_LARGE";
+/// A document's cost exceeds `graphql.max_complexity`.
+pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+/// A document does not parse.
+pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+/// A document does not validate against the schema.
+pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+/// The operation to run cannot be determined from the document and `operationName`.
+pub const OPERATION_RESOLUTION_FAILURE: &str = "OPERATION_RESOLUTION_FAILURE";
+/// An input value is invalid.
+pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+/// An unexpected failure.
+pub const INTERNAL: &str = "INTERNAL";
+
+/// What a paged field without `first` is costed at: the built-in page size.
+pub const DEFAULT_PAGE_SIZE: usize = crate::config::DEFAULT_PAGE_SIZE as usize;
+/// The largest `first` a configurable connection is costed at: the built-in maximum.
+pub const MAX_PAGE_SIZE: usize = crate::config::MAX_PAGE_SIZE as usize;
+
+/// How many items a list without a stored length bound is costed at.
+pub const UNBOUNDED_LIST_ESTIMATE: usize = 10;
+
+/// The cost of a paged field: `first` (or the field's default page size)
+/// times the cost of one item. A `first` out of range is costed at the
+/// nearest accepted value, so that the resolver, not the cost, tells the
+/// caller what range `first` takes.
+pub fn page_cost(
+    first: Option<i32>,
+    default_page_size: usize,
+    max_page_size: usize,
+    child_complexity: usize,
+) -> usize {
+    let items = match first {
+        Some(first) => usize::try_from(first).unwrap_or(0).clamp(1, max_page_size),
+        None => default_page_size,
+    };
+    items.saturating_mul(child_complexity).saturating_add(1)
+}
+
+/// The cost of a list of at most `bound` items.
+pub fn list_cost(bound: usize, child_complexity: usize) -> usize {
+    bound.saturating_mul(child_complexity).saturating_add(1)
+}
+
+/// What the gate refuses, from `graphql.*` settings.
+#[derive(Debug, Clone)]
+pub struct DocumentLimits {
+    /// Deepest selection nesting after fragment expansion.
+    pub max_depth: usize,
+    /// Deepest bracket nesting in the raw text.
+    pub max_nesting: usize,
+    /// Most fields after fragment expansion, `__typename` included.
+    pub max_fields: u64,
+    /// Most aliases in the document.
+    pub max_aliases: usize,
+    /// Most directives in the document.
+    pub max_directives: usize,
+    /// Most fragment spreads in the document.
+    pub max_fragment_spreads: usize,
+    /// Most operations in the document.
+    pub max_operations: usize,
+    /// Highest cost.
+    pub max_complexity: usize,
+}
+
+impl From<&GraphqlSettings> for DocumentLimits {
+    fn from(settings: &GraphqlSettings) -> Self {
+        Self {
+            max_depth: settings.max_depth,
+            max_nesting: settings.max_nesting,
+            max_fields: settings.max_fields,
+            max_aliases: settings.max_aliases,
+            max_directives: settings.max_directives,
+            max_fragment_spreads: settings.max_fragment_spreads,
+            max_operations: settings.max_operations,
+            max_complexity: settings.max_complexity,
+        }
+    }
+}
+
+/// Counts what passed through the gate (tests assert that a refused
+/// document never ran).
+#[derive(Debug, Default)]
+pub struct GateStats {
+    executed: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl GateStats {
+    /// Operations that reached execution (queries and mutations).
+    pub fn executed_operations(&self) -> u64 {
+        self.executed.load(Ordering::Relaxed)
+    }
+
+    /// Documents the gate refused.
+    pub fn refused_documents(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// The gate, registered on the schema.
+#[derive(Clone)]
+pub struct RequestGate {
+    inner: Arc<Gate>,
+}
+
+impl RequestGate {
+    /// A gate enforcing `limits`, counting into `stats`.
+    pub fn new(limits: DocumentLimits, stats: Arc<GateStats>) -> Self {
+        Self {
+            inner: Arc::new(Gate { limits, stats }),
+        }
+    }
+}
+
+impl ExtensionFactory for RequestGate {
+    fn create(&self) -> Arc<dyn Extension> {
+        self.inner.clone()
+    }
+}
+
+struct Gate {
+    limits: DocumentLimits,
+    stats: Arc<GateStats>,
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for Gate {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        code_every_error(&mut response.errors);
+        response
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream)
+            .map(|mut response| {
+                code_every_error(&mut response.errors);
+                response
+            })
+            .boxed()
+    }
+
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let request = next.run(ctx, request).await?;
+        self.admit(request).inspect_err(|_| {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        // The document was parsed and measured by the gate; what async-graphql
+        // checks here (its own recursion and directive limits) is a backstop.
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|error| with_code(error, QUERY_TOO_LARGE))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|error| with_code(error, GRAPHQL_VALIDATION_FAILED))
+                .collect::<Vec<_>>()
+        })?;
+        if result.complexity > self.limits.max_complexity {
+            return Err(vec![limit_error(
+                QUERY_TOO_COMPLEX,
+                format!(
+                    "the query may return too much: its cost is {} and at most {} is accepted \
+                     (lists count as their page size or length bound; ask for fewer items or fewer fields)",
+                    result.complexity, self.limits.max_complexity
+                ),
+                "graphql.max_complexity",
+                self.limits.max_complexity as u64,
+                result.complexity as u64,
+            )]);
+        }
+        Ok(result)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        self.stats.executed.fetch_add(1, Ordering::Relaxed);
+        next.run(ctx, operation_name).await
+    }
+}
+
+impl Gate {
+    /// Measures the request's document and refuses it when it is out of
+    /// bounds; the parsed document travels on with the request.
+    fn admit(&self, mut request: Request) -> ServerResult<Request> {
+        let limits = &self.limits;
+        let nesting = raw_nesting(&request.query, limits.max_nesting);
+        if nesting > limits.max_nesting {
+            return Err(limit_error(
+                QUERY_TOO_LARGE,
+                format!(
+                    "the document nests brackets more than {} deep; flatten the query",
+                    limits.max_nesting
+                ),
+                "graphql.max_nesting",
+                limits.max_nesting as u64,
+                nesting as u64,
+            ));
+        }
+        let document = async_graphql::parser::parse_query(&request.query)
+            .map_err(|error| with_code(ServerError::from(error), GRAPHQL_PARSE_FAILED))?;
+        let shape = Shape::of(&document);
+        let checks: [(&str, u64, u64, &str); 6] = [
+            (
+                "graphql.max_operations",
+                limits.max_operations as u64,
+                shape.operations as u64,
+                "operations",
+            ),
+            (
+                "graphql.max_aliases",
+                limits.max_aliases as u64,
+                shape.aliases as u64,
+                "aliases",
+            ),
+            (
+                "graphql.max_directives",
+                limits.max_directives as u64,
+                shape.directives as u64,
+                "directives",
+            ),
+            (
+                "graphql.max_fragment_spreads",
+                limits.max_fragment_spreads as u64,
+                shape.spreads as u64,
+                "fragment spreads",
+            ),
+            (
+                "graphql.max_fields",
+                limits.max_fields,
+                shape.fields,
+                "fields once its fragments are expanded",
+            ),
+            (
+                "graphql.max_depth",
+                limits.max_depth as u64,
+                shape.depth as u64,
+                "levels of nested selections once its fragments are expanded",
+            ),
+        ];
+        for (key, max, actual, what) in checks {
+            if actual > max {
+                return Err(limit_error(
+                    QUERY_TOO_LARGE,
+                    format!("the document has more than {max} {what} ({key})"),
+                    key,
+                    max,
+                    actual,
+                ));
+            }
+        }
+        resolve_operation(&document, request.operation_name.as_deref())?;
+        if let Some(field) = nul_in_document(&document).or_else(|| nul_in_variables(&request.variables)) {
+            // `field` names the input field, as everywhere else; the
+            // message gives its whole path.
+            let leaf = field
+                .rsplit('.')
+                .find(|segment| !segment.chars().all(|c| c.is_ascii_digit()))
+                .unwrap_or(&field)
+                .trim_start_matches('$')
+                .to_owned();
+            let mut error = ServerError::new(format!("{field}: must not contain NUL characters"), None);
+            let mut extensions = ErrorExtensionValues::default();
+            extensions.set("code", BAD_USER_INPUT);
+            extensions.set("field", leaf);
+            error.extensions = Some(extensions);
+            return Err(error);
+        }
+        request.set_parsed_query(document);
+        Ok(request)
+    }
+}
+
+/// A `QUERY_TOO_LARGE` / `QUERY_TOO_COMPLEX` error naming the limit.
+fn limit_error(code: &str, message: String, key: &str, max: u64, actual: u64) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", code);
+    extensions.set("limit", key);
+    extensions.set("max", max);
+    extensions.set("actual", actual.min(i64::MAX as u64));
+    error.extensions = Some(extensions);
+    error
+}
+
+/// Gives `error` the code `code` unless it has one.
+fn with_code(mut error: ServerError, code: &str) -> ServerError {
+    let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", code);
+    }
+    error
+}
+
+/// The last step of the error pipeline: an error that still has no code
+/// came from async-graphql itself (the codes of ours are set where they
+/// arise). Input coercion failures are the caller's; anything else is
+/// logged and coded `INTERNAL`.
+fn code_every_error(errors: &mut [ServerError]) {
+    for error in errors {
+        let coded = error
+            .extensions
+            .as_ref()
+            .is_some_and(|extensions| extensions.get("code").is_some());
+        if coded {
+            continue;
+        }
+        let code = if error.path.is_empty() {
+            GRAPHQL_VALIDATION_FAILED
+        } else if error.message.starts_with("Failed to parse") || error.message.starts_with("Invalid value") {
+            BAD_USER_INPUT
+        } else {
+            tracing::warn!(message = %error.message, "an error without a code reached the response");
+            INTERNAL
+        };
+        error
+            .extensions
+            .get_or_insert_with(ErrorExtensionValues::default)
+            .set("code", code);
+    }
+}
+
+/// The deepest nesting of `{`, `(` and `[` in `text`, outside strings and
+/// comments; stops counting once past `limit`.
+pub fn raw_nesting(text: &str, limit: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'#' => {
+                while at < bytes.len() && bytes[at] != b'\n' && bytes[at] != b'\r' {
+                    at += 1;
+                }
+            }
+            b'"' if bytes[at..].starts_with(b"\"\"\"") => {
+                at += 3;
+                while at < bytes.len() && !bytes[at..].starts_with(b"\"\"\"") {
+                    at += if bytes[at..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                at += 2;
+            }
+            b'"' => {
+                at += 1;
+                while at < bytes.len() && bytes[at] != b'"' && bytes[at] != b'\n' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'(' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > limit {
+                    return deepest;
+                }
+            }
+            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at += 1;
+    }
+    deepest
+}
+
+/// What the gate measures of a parsed document.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Shape {
+    /// Fields after fragment expansion, `__typename` included (saturating).
+    pub fields: u64,
+    /// Selection depth after fragment expansion.
+    pub depth: usize,
+    /// Aliases written in the document.
+    pub aliases: usize,
+    /// Directives written in the document.
+    pub directives: usize,
+    /// Fragment spreads written in the document.
+    pub spreads: usize,
+    /// Operations in the document.
+    pub operations: usize,
+}
+
+impl Shape {
+    /// Measures `document` in time linear in its size.
+    pub fn of(document: &ExecutableDocument) -> Self {
+        let mut shape = Self::default();
+        let mut expansion = Expansion {
+            document,
+            memo: HashMap::new(),
+        };
+        let operations: Vec<&Positioned<OperationDefinition>> = match &document.operations {
+            DocumentOperations::Single(operation) => vec![operation],
+            DocumentOperations::Multiple(operations) => operations.values().collect(),
+        };
+        shape.operations = operations.len();
+        for operation in operations {
+            shape.directives += operation.node.directives.len();
+            shape.count_written(&operation.node.selection_set.node);
+            let (fields, depth) = expansion.selection_set(&operation.node.selection_set.node);
+            shape.fields = shape.fields.saturating_add(fields);
+            shape.depth = shape.depth.max(depth);
+        }
+        for fragment in document.fragments.values() {
+            shape.directives += fragment.node.directives.len();
+            shape.count_written(&fragment.node.selection_set.node);
+        }
+        shape
+    }
+
+    /// Counts what is written in a selection set (no expansion).
+    fn count_written(&mut self, set: &SelectionSet) {
+        let mut pending = vec![set];
+        while let Some(set) = pending.pop() {
+            for selection in &set.items {
+                match &selection.node {
+                    Selection::Field(field) => {
+                        self.aliases += usize::from(field.node.alias.is_some());
+                        self.directives += field.node.directives.len();
+                        pending.push(&field.node.selection_set.node);
+                    }
+                    Selection::InlineFragment(fragment) => {
+                        self.directives += fragment.node.directives.len();
+                        pending.push(&fragment.node.selection_set.node);
+                    }
+                    Selection::FragmentSpread(spread) => {
+                        self.spreads += 1;
+                        self.directives += spread.node.directives.len();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Fields and depth of selection sets with their fragments expanded, one
+/// memo entry per fragment. A fragment that spreads itself counts as empty
+/// while it is being measured (validation refuses the cycle).
+struct Expansion<'a> {
+    document: &'a ExecutableDocument,
+    memo: HashMap<&'a str, Option<(u64, usize)>>,
+}
+
+impl<'a> Expansion<'a> {
+    fn selection_set(&mut self, set: &'a SelectionSet) -> (u64, usize) {
+        let mut fields = 0u64;
+        let mut depth = 0usize;
+        for selection in &set.items {
+            let (item_fields, item_depth) = match &selection.node {
+                Selection::Field(field) => {
+                    let (below, below_depth) = self.selection_set(&field.node.selection_set.node);
+                    (below.saturating_add(1), below_depth + 1)
+                }
+                Selection::InlineFragment(fragment) => self.selection_set(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(spread) => self.fragment(spread.node.fragment_name.node.as_str()),
+            };
+            fields = fields.saturating_add(item_fields);
+            depth = depth.max(item_depth);
+        }
+        (fields, depth)
+    }
+
+    fn fragment(&mut self, name: &'a str) -> (u64, usize) {
+        match self.memo.get(name) {
+            Some(Some(measured)) => return *measured,
+            Some(None) => return (0, 0),
+            None => {}
+        }
+        let Some((key, fragment)) = self.document.fragments.get_key_value(name) else {
+            return (0, 0);
+        };
+        self.memo.insert(key.as_str(), None);
+        let measured = self.selection_set(&fragment.node.selection_set.node);
+        self.memo.insert(key.as_str(), Some(measured));
+        measured
+    }
+}
+
+/// Checks that the document and `operationName` name exactly one operation.
+fn resolve_operation(document: &ExecutableDocument, operation_name: Option<&str>) -> ServerResult<()> {
+    let refuse = |message: String| {
+        let mut error = ServerError::new(message, None);
+        let mut extensions = ErrorExtensionValues::default();
+        extensions.set("code", OPERATION_RESOLUTION_FAILURE);
+        error.extensions = Some(extensions);
+        Err(error)
+    };
+    match (&document.operations, operation_name) {
+        (DocumentOperations::Single(_), None) => Ok(()),
+        (DocumentOperations::Single(_), Some(name)) => refuse(format!(
+            "the document has no operation named `{name}` (its only operation is unnamed): omit operationName"
+        )),
+        (DocumentOperations::Multiple(operations), Some(name)) => {
+            if operations.contains_key(name) {
+                Ok(())
+            } else {
+                refuse(format!("the document has no operation named `{name}`"))
+            }
+        }
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => Ok(()),
+        (DocumentOperations::Multiple(operations), None) => refuse(format!(
+            "the document has {} operations: name the one to run with operationName",
+            operations.len()
+        )),
+    }
+}
+
+/// The argument path of the first string literal holding a NUL byte.
+fn nul_in_document(document: &ExecutableDocument) -> Option<String> {
+    let operations: Vec<&Positioned<OperationDefinition>> = match &document.operations {
+        DocumentOperations::Single(operation) => vec![operation],
+        DocumentOperations::Multiple(operations) => operations.values().collect(),
+    };
+    let mut pending: Vec<&SelectionSet> = Vec::new();
+    for operation in operations {
+        if let Some(found) = nul_in_directives(&operation.node.directives) {
+            return Some(found);
+        }
+        for variable in &operation.node.variable_definitions {
+            if let Some(default) = &variable.node.default_value
+                && let Some(path) = nul_in_const(&default.node)
+            {
+                return Some(join(&format!("${}", variable.node.name.node), &path));
+            }
+        }
+        pending.push(&operation.node.selection_set.node);
+    }
+    for fragment in document.fragments.values() {
+        if let Some(found) = nul_in_directives(&fragment.node.directives) {
+            return Some(found);
+        }
+        pending.push(&fragment.node.selection_set.node);
+    }
+    while let Some(set) = pending.pop() {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    for (name, value) in &field.node.arguments {
+                        if let Some(path) = nul_in_value(&value.node) {
+                            return Some(join(name.node.as_str(), &path));
+                        }
+                    }
+                    if let Some(found) = nul_in_directives(&field.node.directives) {
+                        return Some(found);
+                    }
+                    pending.push(&field.node.selection_set.node);
+                }
+                Selection::InlineFragment(fragment) => {
+                    if let Some(found) = nul_in_directives(&fragment.node.directives) {
+                        return Some(found);
+                    }
+                    pending.push(&fragment.node.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => {
+                    if let Some(found) = nul_in_directives(&spread.node.directives) {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+fn nul_in_directives(directives: &[Positioned<Directive>]) -> Option<String> {
+    directives.iter().find_map(|directive| {
+        directive
+            .node
+            .arguments
+            .iter()
+            .find_map(|(name, value)| nul_in_value(&value.node).map(|path| join(name.node.as_str(), &path)))
+    })
+}
+
+/// The first variable (as `$name.path`) whose value holds a NUL byte.
+fn nul_in_variables(variables: &Variables) -> Option<String> {
+    variables
+        .iter()
+        .find_map(|(name, value)| nul_in_const(value).map(|path| join(&format!("${name}"), &path)))
+}
+
+/// Where in a document value a string holds NUL (`Some("")` for the value itself).
+fn nul_in_value(value: &async_graphql_value::Value) -> Option<String> {
+    use async_graphql_value::Value as Literal;
+    match value {
+        Literal::String(text) => text.contains('\0').then(String::new),
+        Literal::List(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_in_value(item).map(|path| join(&index.to_string(), &path))),
+        Literal::Object(fields) => nul_in_object(fields.iter(), nul_in_value),
+        _ => None,
+    }
+}
+
+/// Where in a constant value a string holds NUL.
+fn nul_in_const(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => text.contains('\0').then(String::new),
+        Value::List(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_in_const(item).map(|path| join(&index.to_string(), &path))),
+        Value::Object(fields) => nul_in_object(fields.iter(), nul_in_const),
+        _ => None,
+    }
+}
+
+fn nul_in_object<'v, V: 'v>(
+    fields: impl Iterator<Item = (&'v Name, &'v V)>,
+    inner: fn(&V) -> Option<String>,
+) -> Option<String> {
+    let mut fields = fields;
+    fields.find_map(|(key, value)| {
+        if key.contains('\0') {
+            return Some(key.to_string());
+        }
+        inner(value).map(|path| join(key.as_str(), &path))
+    })
+}
+
+fn join(head: &str, tail: &str) -> String {
+    if tail.is_empty() {
+        head.to_owned()
+    } else {
+        format!("{head}.{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(query: &str) -> Shape {
+        match async_graphql::parser::parse_query(query) {
+            Ok(document) => Shape::of(&document),
+            Err(error) => panic!("{query} does not parse: {error}"),
+        }
+    }
+
+    /// The attack document of issue 8: each fragment spreads the next twice.
+    fn doubling(n: usize) -> String {
+        let fragments: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "fragment F{i} on QueryRoot {{ a{i}: __typename ...F{next} ...F{next} }}",
+                    next = i + 1
+                )
+            })
+            .collect();
+        format!(
+            "query {{ ...F0 }} {} fragment F{n} on QueryRoot {{ __typename }}",
+            fragments.join(" ")
+        )
+    }
+
+    #[test]
+    fn expanded_fields_double_with_each_fragment_level_and_are_counted_in_linear_time() {
+        assert_eq!(shape(&doubling(1)).fields, 3);
+        assert_eq!(shape(&doubling(2)).fields, 7);
+        assert_eq!(shape(&doubling(25)).fields, (1u64 << 26) - 1);
+        // Far beyond u64: the count saturates rather than overflowing.
+        assert_eq!(shape(&doubling(100)).fields, u64::MAX);
+        assert_eq!(shape(&doubling(25)).spreads, 51);
+        assert_eq!(shape(&doubling(25)).aliases, 25);
+    }
+
+    #[test]
+    fn depth_counts_nesting_through_fragments_and_inline_fragments() {
+        let measured = shape("{ a { ...F } } fragment F on X { b { ... on Y { c { d } } } }");
+        assert_eq!(measured.depth, 4);
+        assert_eq!(measured.fields, 4);
+    }
+
+    #[test]
+    fn a_fragment_cycle_counts_as_empty_instead_of_recursing() {
+        let measured = shape("{ ...A } fragment A on Q { a ...B } fragment B on Q { b ...A }");
+        assert_eq!(measured.fields, 2);
+    }
+
+    #[test]
+    fn raw_nesting_ignores_brackets_in_strings_and_comments() {
+        assert_eq!(raw_nesting("{ a(x: \"{{{{\") { b } }", 10), 2);
+        assert_eq!(raw_nesting("# {{{{\n{ a }", 10), 1);
+        assert_eq!(raw_nesting("{ a(x: \"\"\" {{{ \\\"\"\" {{ \"\"\") }", 10), 2);
+        assert_eq!(raw_nesting(&"{".repeat(100_000), 64), 65);
+    }
+
+    #[test]
+    fn nul_bytes_are_found_in_nested_literals_and_variables() {
+        let document = async_graphql::parser::parse_query(
+            "mutation { f(input: { a: [\"ok\", \"bad\\u0000\"] }) { x } }",
+        )
+        .ok();
+        let found = document.as_ref().and_then(nul_in_document);
+        assert_eq!(found.as_deref(), Some("input.a.1"));
+        let variables = Variables::from_json(serde_json::json!({ "input": { "email": "a\u{0}b" } }));
+        assert_eq!(nul_in_variables(&variables).as_deref(), Some("$input.email"));
+    }
+
+    #[test]
+    fn list_fields_cost_their_page_size_or_bound() {
+        assert_eq!(page_cost(Some(100), 20, 100, 3), 301);
+        assert_eq!(page_cost(None, 20, 100, 3), 61);
+        assert_eq!(page_cost(Some(-5), 20, 100, 3), 4);
+        assert_eq!(page_cost(Some(1000), 20, 100, 3), 301);
+        assert_eq!(list_cost(50, 2), 101);
+        assert_eq!(page_cost(Some(50), 20, 100, usize::MAX), usize::MAX);
+    }
+}
