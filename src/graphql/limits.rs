@@ -22,7 +22,7 @@
 //! [`page_cost`] and [`list_cost`]). Anything still without a code when the
 //! response leaves gets one, so that no error reaches a client uncoded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,8 +36,7 @@ use async_graphql::parser::types::{
     Directive, DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
 };
 use async_graphql::{
-    ErrorExtensionValues, Name, Request, Response, ServerError, ServerResult, ValidationResult, Value,
-    Variables,
+    ErrorExtensionValues, Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
 };
 use futures_util::StreamExt;
 
@@ -266,7 +265,7 @@ impl Gate {
             return Err(limit_error(
                 QUERY_TOO_LARGE,
                 format!(
-                    "the document nests brackets more than {} deep; flatten the query",
+                    "the document nests brackets more than {} deep (graphql.max_nesting); flatten the query",
                     limits.max_nesting
                 ),
                 "graphql.max_nesting",
@@ -279,10 +278,16 @@ impl Gate {
         let shape = Shape::of(&document);
         let checks: [(&str, u64, u64, &str); 6] = [
             (
-                "graphql.max_operations",
-                limits.max_operations as u64,
-                shape.operations as u64,
-                "operations",
+                "graphql.max_fields",
+                limits.max_fields,
+                shape.fields,
+                "fields once its fragments are expanded",
+            ),
+            (
+                "graphql.max_depth",
+                limits.max_depth as u64,
+                shape.depth as u64,
+                "levels of nested selections once its fragments are expanded",
             ),
             (
                 "graphql.max_aliases",
@@ -303,16 +308,10 @@ impl Gate {
                 "fragment spreads",
             ),
             (
-                "graphql.max_fields",
-                limits.max_fields,
-                shape.fields,
-                "fields once its fragments are expanded",
-            ),
-            (
-                "graphql.max_depth",
-                limits.max_depth as u64,
-                shape.depth as u64,
-                "levels of nested selections once its fragments are expanded",
+                "graphql.max_operations",
+                limits.max_operations as u64,
+                shape.operations as u64,
+                "operations",
             ),
         ];
         for (key, max, actual, what) in checks {
@@ -327,7 +326,9 @@ impl Gate {
             }
         }
         resolve_operation(&document, request.operation_name.as_deref())?;
-        if let Some(field) = nul_in_document(&document).or_else(|| nul_in_variables(&request.variables)) {
+        if let Some(field) =
+            nul_in_document(&document, &request.variables).or_else(|| nul_in_variables(&request.variables))
+        {
             // `field` names the input field, as everywhere else; the
             // message gives its whole path.
             let leaf = field
@@ -464,10 +465,7 @@ impl Shape {
     /// Measures `document` in time linear in its size.
     pub fn of(document: &ExecutableDocument) -> Self {
         let mut shape = Self::default();
-        let mut expansion = Expansion {
-            document,
-            memo: HashMap::new(),
-        };
+        let expansion = Expansion::of(document);
         let operations: Vec<&Positioned<OperationDefinition>> = match &document.operations {
             DocumentOperations::Single(operation) => vec![operation],
             DocumentOperations::Multiple(operations) => operations.values().collect(),
@@ -513,15 +511,54 @@ impl Shape {
 }
 
 /// Fields and depth of selection sets with their fragments expanded, one
-/// memo entry per fragment. A fragment that spreads itself counts as empty
-/// while it is being measured (validation refuses the cycle).
+/// memo entry per fragment. The fragments are measured in dependency order
+/// with an explicit stack, so that nothing recurses along a chain of
+/// fragments (a chain of thousands would otherwise overflow the stack);
+/// measuring one selection set recurses only as deep as its braces nest,
+/// which the raw pre-scan bounds. A fragment that spreads itself, directly
+/// or not, counts as empty where the cycle closes (validation refuses it).
 struct Expansion<'a> {
-    document: &'a ExecutableDocument,
-    memo: HashMap<&'a str, Option<(u64, usize)>>,
+    memo: HashMap<&'a str, (u64, usize)>,
 }
 
 impl<'a> Expansion<'a> {
-    fn selection_set(&mut self, set: &'a SelectionSet) -> (u64, usize) {
+    fn of(document: &'a ExecutableDocument) -> Self {
+        let mut expansion = Self { memo: HashMap::new() };
+        let mut visiting: HashSet<&'a str> = HashSet::new();
+        for root in document.fragments.keys() {
+            if expansion.memo.contains_key(root.as_str()) {
+                continue;
+            }
+            let mut stack: Vec<(&'a str, Vec<&'a str>, usize)> = Vec::new();
+            if let Some(fragment) = document.fragments.get(root) {
+                visiting.insert(root.as_str());
+                stack.push((root.as_str(), spreads_in(&fragment.node.selection_set.node), 0));
+            }
+            while let Some((name, children, next)) = stack.last_mut() {
+                if let Some(child) = children.get(*next).copied() {
+                    *next += 1;
+                    if expansion.memo.contains_key(child) || visiting.contains(child) {
+                        continue;
+                    }
+                    if let Some((key, fragment)) = document.fragments.get_key_value(child) {
+                        visiting.insert(key.as_str());
+                        stack.push((key.as_str(), spreads_in(&fragment.node.selection_set.node), 0));
+                    }
+                    continue;
+                }
+                let name = *name;
+                stack.pop();
+                if let Some(fragment) = document.fragments.get(name) {
+                    let measured = expansion.selection_set(&fragment.node.selection_set.node);
+                    expansion.memo.insert(name, measured);
+                }
+                visiting.remove(name);
+            }
+        }
+        expansion
+    }
+
+    fn selection_set(&self, set: &SelectionSet) -> (u64, usize) {
         let mut fields = 0u64;
         let mut depth = 0usize;
         for selection in &set.items {
@@ -531,28 +568,33 @@ impl<'a> Expansion<'a> {
                     (below.saturating_add(1), below_depth + 1)
                 }
                 Selection::InlineFragment(fragment) => self.selection_set(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(spread) => self.fragment(spread.node.fragment_name.node.as_str()),
+                Selection::FragmentSpread(spread) => self
+                    .memo
+                    .get(spread.node.fragment_name.node.as_str())
+                    .copied()
+                    .unwrap_or((0, 0)),
             };
             fields = fields.saturating_add(item_fields);
             depth = depth.max(item_depth);
         }
         (fields, depth)
     }
+}
 
-    fn fragment(&mut self, name: &'a str) -> (u64, usize) {
-        match self.memo.get(name) {
-            Some(Some(measured)) => return *measured,
-            Some(None) => return (0, 0),
-            None => {}
+/// The names of the fragments spread anywhere in `set` (without expanding them).
+fn spreads_in(set: &SelectionSet) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut pending = vec![set];
+    while let Some(set) = pending.pop() {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => pending.push(&field.node.selection_set.node),
+                Selection::InlineFragment(fragment) => pending.push(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(spread) => names.push(spread.node.fragment_name.node.as_str()),
+            }
         }
-        let Some((key, fragment)) = self.document.fragments.get_key_value(name) else {
-            return (0, 0);
-        };
-        self.memo.insert(key.as_str(), None);
-        let measured = self.selection_set(&fragment.node.selection_set.node);
-        self.memo.insert(key.as_str(), Some(measured));
-        measured
     }
+    names
 }
 
 /// Checks that the document and `operationName` name exactly one operation.
@@ -584,15 +626,16 @@ fn resolve_operation(document: &ExecutableDocument, operation_name: Option<&str>
     }
 }
 
-/// The argument path of the first string literal holding a NUL byte.
-fn nul_in_document(document: &ExecutableDocument) -> Option<String> {
+/// The argument path of the first string holding a NUL byte, written in the
+/// document or given in a variable the document passes to an argument.
+fn nul_in_document(document: &ExecutableDocument, variables: &Variables) -> Option<String> {
     let operations: Vec<&Positioned<OperationDefinition>> = match &document.operations {
         DocumentOperations::Single(operation) => vec![operation],
         DocumentOperations::Multiple(operations) => operations.values().collect(),
     };
     let mut pending: Vec<&SelectionSet> = Vec::new();
     for operation in operations {
-        if let Some(found) = nul_in_directives(&operation.node.directives) {
+        if let Some(found) = nul_in_directives(&operation.node.directives, variables) {
             return Some(found);
         }
         for variable in &operation.node.variable_definitions {
@@ -605,7 +648,7 @@ fn nul_in_document(document: &ExecutableDocument) -> Option<String> {
         pending.push(&operation.node.selection_set.node);
     }
     for fragment in document.fragments.values() {
-        if let Some(found) = nul_in_directives(&fragment.node.directives) {
+        if let Some(found) = nul_in_directives(&fragment.node.directives, variables) {
             return Some(found);
         }
         pending.push(&fragment.node.selection_set.node);
@@ -615,23 +658,23 @@ fn nul_in_document(document: &ExecutableDocument) -> Option<String> {
             match &selection.node {
                 Selection::Field(field) => {
                     for (name, value) in &field.node.arguments {
-                        if let Some(path) = nul_in_value(&value.node) {
+                        if let Some(path) = nul_in_value(&value.node, variables) {
                             return Some(join(name.node.as_str(), &path));
                         }
                     }
-                    if let Some(found) = nul_in_directives(&field.node.directives) {
+                    if let Some(found) = nul_in_directives(&field.node.directives, variables) {
                         return Some(found);
                     }
                     pending.push(&field.node.selection_set.node);
                 }
                 Selection::InlineFragment(fragment) => {
-                    if let Some(found) = nul_in_directives(&fragment.node.directives) {
+                    if let Some(found) = nul_in_directives(&fragment.node.directives, variables) {
                         return Some(found);
                     }
                     pending.push(&fragment.node.selection_set.node);
                 }
                 Selection::FragmentSpread(spread) => {
-                    if let Some(found) = nul_in_directives(&spread.node.directives) {
+                    if let Some(found) = nul_in_directives(&spread.node.directives, variables) {
                         return Some(found);
                     }
                 }
@@ -641,13 +684,11 @@ fn nul_in_document(document: &ExecutableDocument) -> Option<String> {
     None
 }
 
-fn nul_in_directives(directives: &[Positioned<Directive>]) -> Option<String> {
+fn nul_in_directives(directives: &[Positioned<Directive>], variables: &Variables) -> Option<String> {
     directives.iter().find_map(|directive| {
-        directive
-            .node
-            .arguments
-            .iter()
-            .find_map(|(name, value)| nul_in_value(&value.node).map(|path| join(name.node.as_str(), &path)))
+        directive.node.arguments.iter().find_map(|(name, value)| {
+            nul_in_value(&value.node, variables).map(|path| join(name.node.as_str(), &path))
+        })
     })
 }
 
@@ -658,16 +699,22 @@ fn nul_in_variables(variables: &Variables) -> Option<String> {
         .find_map(|(name, value)| nul_in_const(value).map(|path| join(&format!("${name}"), &path)))
 }
 
-/// Where in a document value a string holds NUL (`Some("")` for the value itself).
-fn nul_in_value(value: &async_graphql_value::Value) -> Option<String> {
+/// Where in a document value a string holds NUL (`Some("")` for the value
+/// itself); a variable is looked up in `variables`.
+fn nul_in_value(value: &async_graphql_value::Value, variables: &Variables) -> Option<String> {
     use async_graphql_value::Value as Literal;
     match value {
         Literal::String(text) => text.contains('\0').then(String::new),
-        Literal::List(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(index, item)| nul_in_value(item).map(|path| join(&index.to_string(), &path))),
-        Literal::Object(fields) => nul_in_object(fields.iter(), nul_in_value),
+        Literal::Variable(name) => variables.get(name).and_then(nul_in_const),
+        Literal::List(items) => items.iter().enumerate().find_map(|(index, item)| {
+            nul_in_value(item, variables).map(|path| join(&index.to_string(), &path))
+        }),
+        Literal::Object(fields) => fields.iter().find_map(|(key, value)| {
+            if key.contains('\0') {
+                return Some(key.to_string());
+            }
+            nul_in_value(value, variables).map(|path| join(key.as_str(), &path))
+        }),
         _ => None,
     }
 }
@@ -680,22 +727,14 @@ fn nul_in_const(value: &Value) -> Option<String> {
             .iter()
             .enumerate()
             .find_map(|(index, item)| nul_in_const(item).map(|path| join(&index.to_string(), &path))),
-        Value::Object(fields) => nul_in_object(fields.iter(), nul_in_const),
+        Value::Object(fields) => fields.iter().find_map(|(key, value)| {
+            if key.contains('\0') {
+                return Some(key.to_string());
+            }
+            nul_in_const(value).map(|path| join(key.as_str(), &path))
+        }),
         _ => None,
     }
-}
-
-fn nul_in_object<'v, V: 'v>(
-    fields: impl Iterator<Item = (&'v Name, &'v V)>,
-    inner: fn(&V) -> Option<String>,
-) -> Option<String> {
-    let mut fields = fields;
-    fields.find_map(|(key, value)| {
-        if key.contains('\0') {
-            return Some(key.to_string());
-        }
-        inner(value).map(|path| join(key.as_str(), &path))
-    })
 }
 
 fn join(head: &str, tail: &str) -> String {
@@ -752,6 +791,23 @@ mod tests {
     }
 
     #[test]
+    fn a_long_chain_of_fragments_is_measured_without_deep_recursion() {
+        // Each fragment spreads the next once: 20,000 fragments deep. Run on
+        // a small stack, so that recursing along the chain would overflow.
+        let n = 20_000;
+        let fragments: String = (0..n)
+            .map(|i| format!("fragment F{i} on Q {{ a ...F{} }} ", i + 1))
+            .collect();
+        let query = format!("{{ ...F0 }} {fragments} fragment F{n} on Q {{ a }}");
+        let measured = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || shape(&query))
+            .ok()
+            .and_then(|thread| thread.join().ok());
+        assert_eq!(measured.map(|measured| measured.fields), Some(n as u64 + 1));
+    }
+
+    #[test]
     fn a_fragment_cycle_counts_as_empty_instead_of_recursing() {
         let measured = shape("{ ...A } fragment A on Q { a ...B } fragment B on Q { b ...A }");
         assert_eq!(measured.fields, 2);
@@ -771,10 +827,99 @@ mod tests {
             "mutation { f(input: { a: [\"ok\", \"bad\\u0000\"] }) { x } }",
         )
         .ok();
-        let found = document.as_ref().and_then(nul_in_document);
+        let none = Variables::default();
+        let found = document
+            .as_ref()
+            .and_then(|document| nul_in_document(document, &none));
         assert_eq!(found.as_deref(), Some("input.a.1"));
         let variables = Variables::from_json(serde_json::json!({ "input": { "email": "a\u{0}b" } }));
+        let passed =
+            async_graphql::parser::parse_query("mutation($input: In) { f(data: $input) { x } }").ok();
+        let found = passed
+            .as_ref()
+            .and_then(|document| nul_in_document(document, &variables));
+        assert_eq!(found.as_deref(), Some("data.email"));
         assert_eq!(nul_in_variables(&variables).as_deref(), Some("$input.email"));
+    }
+
+    #[test]
+    fn every_query_in_the_readme_fits_the_default_limits() {
+        let readme = include_str!("../../README.md");
+        let limits = DocumentLimits::from(&GraphqlSettings::default());
+        let blocks: Vec<&str> = readme
+            .split("```graphql\n")
+            .skip(1)
+            .filter_map(|rest| rest.split("```").next())
+            .collect();
+        assert!(blocks.len() >= 5, "the README shows its queries");
+        // A block may show several anonymous operations: one document each.
+        let mut documents = Vec::new();
+        for block in blocks {
+            let mut current = String::new();
+            for line in block.lines() {
+                let starts = ["query", "mutation", "subscription", "{"]
+                    .iter()
+                    .any(|keyword| line.starts_with(keyword));
+                let has_operation = current
+                    .lines()
+                    .any(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'));
+                if starts && has_operation {
+                    documents.push(std::mem::take(&mut current));
+                }
+                current.push_str(line);
+                current.push('\n');
+            }
+            documents.push(current);
+        }
+        for block in documents.iter().map(String::as_str) {
+            assert!(
+                raw_nesting(block, limits.max_nesting) <= limits.max_nesting,
+                "{block}"
+            );
+            let measured = shape(block);
+            assert!(measured.fields <= limits.max_fields, "{block}: {measured:?}");
+            assert!(measured.depth <= limits.max_depth, "{block}: {measured:?}");
+            assert!(measured.aliases <= limits.max_aliases, "{block}: {measured:?}");
+            assert!(
+                measured.directives <= limits.max_directives,
+                "{block}: {measured:?}"
+            );
+            assert!(
+                measured.spreads <= limits.max_fragment_spreads,
+                "{block}: {measured:?}"
+            );
+            assert!(
+                measured.operations <= limits.max_operations,
+                "{block}: {measured:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_lists_every_error_code() {
+        let readme = include_str!("../../README.md");
+        let codes = [
+            "UNAUTHENTICATED",
+            "FORBIDDEN",
+            "NOT_FOUND",
+            BAD_USER_INPUT,
+            "CONFLICT",
+            INTERNAL,
+            GRAPHQL_PARSE_FAILED,
+            GRAPHQL_VALIDATION_FAILED,
+            OPERATION_RESOLUTION_FAILURE,
+            QUERY_TOO_LARGE,
+            QUERY_TOO_COMPLEX,
+            "BATCH_TOO_LARGE",
+            "BAD_REQUEST",
+            "TOO_MANY_OPERATIONS",
+        ];
+        for code in codes {
+            assert!(
+                readme.contains(&format!("| `{code}` |")),
+                "README's error table lacks {code}"
+            );
+        }
     }
 
     #[test]

@@ -400,6 +400,35 @@ mod tests {
         headers
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn detached_work_that_never_awaits_still_lets_the_timeout_answer() {
+        // The work blocks its worker thread without ever awaiting, as a
+        // long computation would; the caller's timeout still fires.
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let work = run_detached(async move {
+            let _ = blocked.recv();
+        });
+        let outcome = tokio::time::timeout(std::time::Duration::from_millis(50), work).await;
+        assert!(outcome.is_err(), "the timeout answered first");
+        let _ = release.send(());
+    }
+
+    #[test]
+    fn get_requests_read_operation_name_and_json_parameters() {
+        let request =
+            parse_get_request("query=query%20A%7B__typename%7D&operationName=A&variables=%7B%22x%22%3A1%7D");
+        let request = request.ok();
+        assert_eq!(
+            request
+                .as_ref()
+                .and_then(|request| request.operation_name.as_deref()),
+            Some("A")
+        );
+        assert!(parse_get_request("query=%7Ba%7D&query=%7Bb%7D").is_err());
+        assert!(parse_get_request("variables=%7B%7D").is_err());
+        assert!(parse_get_request("query=%7Ba%7D&variables=nope").is_err());
+    }
+
     #[test]
     fn accept_negotiation_prefers_the_explicit_graphql_response_type() {
         assert_eq!(

@@ -18,6 +18,7 @@ mod content;
 mod dataloaders;
 mod graphql_http;
 mod health;
+mod limits;
 mod login_enforcement;
 mod login_sessions;
 mod migrations;

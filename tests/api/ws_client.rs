@@ -33,14 +33,15 @@ impl WsClient {
             |token| json!({ "Authorization": format!("Bearer {token}") }),
         );
         client
-            .send(json!({ "type": "connection_init", "payload": payload }))
+            .send_raw(json!({ "type": "connection_init", "payload": payload }))
             .await;
         let ack = client.receive().await;
         assert_eq!(ack["type"], "connection_ack", "{ack}");
         client
     }
 
-    async fn send(&mut self, message: Value) {
+    /// Sends a protocol message as it is.
+    pub async fn send_raw(&mut self, message: Value) {
         self.socket
             .send(Message::text(message.to_string()))
             .await
@@ -59,7 +60,7 @@ impl WsClient {
                 Message::Text(text) => {
                     let value: Value = serde_json::from_str(&text).unwrap();
                     match value["type"].as_str() {
-                        Some("ping") => self.send(json!({ "type": "pong" })).await,
+                        Some("ping") => self.send_raw(json!({ "type": "pong" })).await,
                         Some("pong") => {}
                         _ => return value,
                     }
@@ -72,7 +73,7 @@ impl WsClient {
 
     /// Starts an operation with id `id`.
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
-        self.send(
+        self.send_raw(
             json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }),
         )
         .await;
