@@ -174,9 +174,9 @@ pub struct GraphqlSettings {
     /// (selections, arguments, list and object values), checked before
     /// parsing. Default 64.
     pub max_nesting: usize,
-    /// Most fields a document may select once its fragments are expanded,
-    /// `__typename` included. Default 2000 (GraphiQL's introspection query
-    /// has about 200).
+    /// Most selections (fields, `__typename` included, fragment spreads and
+    /// inline fragments) a document may make once its fragments are
+    /// expanded. Default 2000 (GraphiQL's introspection query makes about 300).
     pub max_fields: u64,
     /// Most aliases in a document. Default 30.
     pub max_aliases: usize,
@@ -186,6 +186,9 @@ pub struct GraphqlSettings {
     pub max_fragment_spreads: usize,
     /// Most operations in one document. Default 20.
     pub max_operations: usize,
+    /// Most arguments (of fields and directives) and variable definitions
+    /// in one document. Default 200.
+    pub max_arguments: usize,
     /// Most requests in one HTTP batch (a JSON array). Default 20.
     pub max_batch_size: usize,
     /// Highest accepted query cost: every field costs 1, and a list field
@@ -211,6 +214,7 @@ impl Default for GraphqlSettings {
             max_directives: 50,
             max_fragment_spreads: 100,
             max_operations: 20,
+            max_arguments: 200,
             max_batch_size: 20,
             max_complexity: 500_000,
             default_page_size: DEFAULT_PAGE_SIZE,
@@ -501,6 +505,12 @@ impl Settings {
             return Err(ConfigError::OutOfRange(format!(
                 "graphql.default_page_size ({}) must be between 1 and graphql.max_page_size ({})",
                 self.graphql.default_page_size, self.graphql.max_page_size
+            )));
+        }
+        if self.graphql.max_page_size > MAX_PAGE_SIZE {
+            return Err(ConfigError::OutOfRange(format!(
+                "graphql.max_page_size ({}) must be at most {MAX_PAGE_SIZE}: query costs are reckoned with it",
+                self.graphql.max_page_size
             )));
         }
         for origin in &self.server.cors_allowed_origins {

@@ -79,13 +79,23 @@ pub fn page_cost(
         Some(first) => usize::try_from(first).unwrap_or(0).clamp(1, max_page_size),
         None => default_page_size,
     };
-    items.saturating_mul(child_complexity).saturating_add(1)
+    items
+        .saturating_mul(child_complexity)
+        .saturating_add(1)
+        .min(COST_CEILING)
 }
 
 /// The cost of a list of at most `bound` items.
 pub fn list_cost(bound: usize, child_complexity: usize) -> usize {
-    bound.saturating_mul(child_complexity).saturating_add(1)
+    bound
+        .saturating_mul(child_complexity)
+        .saturating_add(1)
+        .min(COST_CEILING)
 }
+
+/// The highest cost one field is reckoned at: async-graphql sums sibling
+/// costs without saturating, and 2^40 times the field limit still fits.
+const COST_CEILING: usize = 1 << 40;
 
 /// What the gate refuses, from `graphql.*` settings.
 #[derive(Debug, Clone)]
@@ -104,6 +114,8 @@ pub struct DocumentLimits {
     pub max_fragment_spreads: usize,
     /// Most operations in the document.
     pub max_operations: usize,
+    /// Most arguments and variable definitions in the document.
+    pub max_arguments: usize,
     /// Highest cost.
     pub max_complexity: usize,
 }
@@ -118,6 +130,7 @@ impl From<&GraphqlSettings> for DocumentLimits {
             max_directives: settings.max_directives,
             max_fragment_spreads: settings.max_fragment_spreads,
             max_operations: settings.max_operations,
+            max_arguments: settings.max_arguments,
             max_complexity: settings.max_complexity,
         }
     }
@@ -276,12 +289,12 @@ impl Gate {
         let document = async_graphql::parser::parse_query(&request.query)
             .map_err(|error| with_code(ServerError::from(error), GRAPHQL_PARSE_FAILED))?;
         let shape = Shape::of(&document);
-        let checks: [(&str, u64, u64, &str); 6] = [
+        let checks: [(&str, u64, u64, &str); 7] = [
             (
                 "graphql.max_fields",
                 limits.max_fields,
                 shape.fields,
-                "fields once its fragments are expanded",
+                "selections (fields, fragment spreads, inline fragments) once its fragments are expanded",
             ),
             (
                 "graphql.max_depth",
@@ -313,6 +326,12 @@ impl Gate {
                 shape.operations as u64,
                 "operations",
             ),
+            (
+                "graphql.max_arguments",
+                limits.max_arguments as u64,
+                shape.arguments as u64,
+                "arguments and variable definitions",
+            ),
         ];
         for (key, max, actual, what) in checks {
             if actual > max {
@@ -326,9 +345,7 @@ impl Gate {
             }
         }
         resolve_operation(&document, request.operation_name.as_deref())?;
-        if let Some(field) =
-            nul_in_document(&document, &request.variables).or_else(|| nul_in_variables(&request.variables))
-        {
+        if let Some(field) = nul_in_request(&document, &request.variables) {
             // `field` names the input field, as everywhere else; the
             // message gives its whole path.
             let leaf = field
@@ -459,6 +476,9 @@ pub struct Shape {
     pub spreads: usize,
     /// Operations in the document.
     pub operations: usize,
+    /// Arguments (of fields and directives) and variable definitions
+    /// written in the document.
+    pub arguments: usize,
 }
 
 impl Shape {
@@ -473,6 +493,8 @@ impl Shape {
         shape.operations = operations.len();
         for operation in operations {
             shape.directives += operation.node.directives.len();
+            shape.arguments +=
+                operation.node.variable_definitions.len() + directive_arguments(&operation.node.directives);
             shape.count_written(&operation.node.selection_set.node);
             let (fields, depth) = expansion.selection_set(&operation.node.selection_set.node);
             shape.fields = shape.fields.saturating_add(fields);
@@ -480,6 +502,7 @@ impl Shape {
         }
         for fragment in document.fragments.values() {
             shape.directives += fragment.node.directives.len();
+            shape.arguments += directive_arguments(&fragment.node.directives);
             shape.count_written(&fragment.node.selection_set.node);
         }
         shape
@@ -494,20 +517,31 @@ impl Shape {
                     Selection::Field(field) => {
                         self.aliases += usize::from(field.node.alias.is_some());
                         self.directives += field.node.directives.len();
+                        self.arguments +=
+                            field.node.arguments.len() + directive_arguments(&field.node.directives);
                         pending.push(&field.node.selection_set.node);
                     }
                     Selection::InlineFragment(fragment) => {
                         self.directives += fragment.node.directives.len();
+                        self.arguments += directive_arguments(&fragment.node.directives);
                         pending.push(&fragment.node.selection_set.node);
                     }
                     Selection::FragmentSpread(spread) => {
                         self.spreads += 1;
                         self.directives += spread.node.directives.len();
+                        self.arguments += directive_arguments(&spread.node.directives);
                     }
                 }
             }
         }
     }
+}
+
+fn directive_arguments(directives: &[Positioned<Directive>]) -> usize {
+    directives
+        .iter()
+        .map(|directive| directive.node.arguments.len())
+        .sum()
 }
 
 /// Fields and depth of selection sets with their fragments expanded, one
@@ -567,12 +601,20 @@ impl<'a> Expansion<'a> {
                     let (below, below_depth) = self.selection_set(&field.node.selection_set.node);
                     (below.saturating_add(1), below_depth + 1)
                 }
-                Selection::InlineFragment(fragment) => self.selection_set(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(spread) => self
-                    .memo
-                    .get(spread.node.fragment_name.node.as_str())
-                    .copied()
-                    .unwrap_or((0, 0)),
+                // A spread and an inline fragment count as selections too:
+                // async-graphql walks them, so expanding to nothing is not free.
+                Selection::InlineFragment(fragment) => {
+                    let (below, below_depth) = self.selection_set(&fragment.node.selection_set.node);
+                    (below.saturating_add(1), below_depth)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let (below, below_depth) = self
+                        .memo
+                        .get(spread.node.fragment_name.node.as_str())
+                        .copied()
+                        .unwrap_or((0, 0));
+                    (below.saturating_add(1), below_depth)
+                }
             };
             fields = fields.saturating_add(item_fields);
             depth = depth.max(item_depth);
@@ -626,9 +668,23 @@ fn resolve_operation(document: &ExecutableDocument, operation_name: Option<&str>
     }
 }
 
+/// Where a NUL byte is in the request: the argument path of a literal or of
+/// a variable passed to an argument, else the variable itself. Each
+/// variable is scanned once, however often the document refers to it.
+fn nul_in_request(document: &ExecutableDocument, variables: &Variables) -> Option<String> {
+    let tainted: HashMap<&str, String> = variables
+        .iter()
+        .filter_map(|(name, value)| nul_in_const(value).map(|path| (name.as_str(), path)))
+        .collect();
+    nul_in_document(document, &tainted).or_else(|| nul_in_variables(variables))
+}
+
+/// Variables holding a NUL, with the path to it inside each.
+type Tainted<'a> = HashMap<&'a str, String>;
+
 /// The argument path of the first string holding a NUL byte, written in the
 /// document or given in a variable the document passes to an argument.
-fn nul_in_document(document: &ExecutableDocument, variables: &Variables) -> Option<String> {
+fn nul_in_document(document: &ExecutableDocument, variables: &Tainted<'_>) -> Option<String> {
     let operations: Vec<&Positioned<OperationDefinition>> = match &document.operations {
         DocumentOperations::Single(operation) => vec![operation],
         DocumentOperations::Multiple(operations) => operations.values().collect(),
@@ -684,7 +740,7 @@ fn nul_in_document(document: &ExecutableDocument, variables: &Variables) -> Opti
     None
 }
 
-fn nul_in_directives(directives: &[Positioned<Directive>], variables: &Variables) -> Option<String> {
+fn nul_in_directives(directives: &[Positioned<Directive>], variables: &Tainted<'_>) -> Option<String> {
     directives.iter().find_map(|directive| {
         directive.node.arguments.iter().find_map(|(name, value)| {
             nul_in_value(&value.node, variables).map(|path| join(name.node.as_str(), &path))
@@ -701,11 +757,11 @@ fn nul_in_variables(variables: &Variables) -> Option<String> {
 
 /// Where in a document value a string holds NUL (`Some("")` for the value
 /// itself); a variable is looked up in `variables`.
-fn nul_in_value(value: &async_graphql_value::Value, variables: &Variables) -> Option<String> {
+fn nul_in_value(value: &async_graphql_value::Value, variables: &Tainted<'_>) -> Option<String> {
     use async_graphql_value::Value as Literal;
     match value {
         Literal::String(text) => text.contains('\0').then(String::new),
-        Literal::Variable(name) => variables.get(name).and_then(nul_in_const),
+        Literal::Variable(name) => variables.get(name.as_str()).cloned(),
         Literal::List(items) => items.iter().enumerate().find_map(|(index, item)| {
             nul_in_value(item, variables).map(|path| join(&index.to_string(), &path))
         }),
@@ -774,9 +830,10 @@ mod tests {
 
     #[test]
     fn expanded_fields_double_with_each_fragment_level_and_are_counted_in_linear_time() {
-        assert_eq!(shape(&doubling(1)).fields, 3);
-        assert_eq!(shape(&doubling(2)).fields, 7);
-        assert_eq!(shape(&doubling(25)).fields, (1u64 << 26) - 1);
+        // Spreads count as selections: F_i = 3 + 2·F_(i+1), the query F_0 + 1.
+        assert_eq!(shape(&doubling(1)).fields, 6);
+        assert_eq!(shape(&doubling(2)).fields, 14);
+        assert_eq!(shape(&doubling(25)).fields, (1u64 << 27) - 2);
         // Far beyond u64: the count saturates rather than overflowing.
         assert_eq!(shape(&doubling(100)).fields, u64::MAX);
         assert_eq!(shape(&doubling(25)).spreads, 51);
@@ -784,10 +841,37 @@ mod tests {
     }
 
     #[test]
+    fn fragments_that_expand_to_nothing_still_count() {
+        // No field at all, 100 spreads, and a spread of a fragment that does
+        // not exist at the bottom: 2^50 selections once expanded.
+        let fragments: String = (0..49)
+            .map(|i| format!("fragment F{i} on Q {{ ...F{next} ...F{next} }} ", next = i + 1))
+            .collect();
+        let query = format!("{{ ...F0 }} {fragments} fragment F49 on Q {{ ...Missing }}");
+        assert!(shape(&query).fields > 1 << 49);
+        let inline: String = (0..49)
+            .map(|i| {
+                format!(
+                    "fragment F{i} on Q {{ ... {{ ...F{next} }} ... {{ ...F{next} }} }} ",
+                    next = i + 1
+                )
+            })
+            .collect();
+        let query = format!("{{ ...F0 }} {inline} fragment F49 on Q {{ ... {{ __typename }} }}");
+        assert!(shape(&query).fields > 1 << 49);
+    }
+
+    #[test]
+    fn arguments_and_variable_definitions_are_counted() {
+        let measured = shape("query($a: Int, $b: Int) { f(x: 1, y: 2) @include(if: true) { g(z: 3) } }");
+        assert_eq!(measured.arguments, 6);
+    }
+
+    #[test]
     fn depth_counts_nesting_through_fragments_and_inline_fragments() {
         let measured = shape("{ a { ...F } } fragment F on X { b { ... on Y { c { d } } } }");
         assert_eq!(measured.depth, 4);
-        assert_eq!(measured.fields, 4);
+        assert_eq!(measured.fields, 6);
     }
 
     #[test]
@@ -804,7 +888,7 @@ mod tests {
             .spawn(move || shape(&query))
             .ok()
             .and_then(|thread| thread.join().ok());
-        assert_eq!(measured.map(|measured| measured.fields), Some(n as u64 + 1));
+        assert_eq!(measured.map(|measured| measured.fields), Some(2 * n as u64 + 2));
     }
 
     #[test]
@@ -812,7 +896,7 @@ mod tests {
         // Where the cycle closes depends on which fragment is measured
         // first: either way the count is finite and small.
         let measured = shape("{ ...A } fragment A on Q { a ...B } fragment B on Q { b ...A }");
-        assert!((1..=2).contains(&measured.fields), "{measured:?}");
+        assert!((3..=5).contains(&measured.fields), "{measured:?}");
     }
 
     #[test]
@@ -832,14 +916,14 @@ mod tests {
         let none = Variables::default();
         let found = document
             .as_ref()
-            .and_then(|document| nul_in_document(document, &none));
+            .and_then(|document| nul_in_request(document, &none));
         assert_eq!(found.as_deref(), Some("input.a.1"));
         let variables = Variables::from_json(serde_json::json!({ "input": { "email": "a\u{0}b" } }));
         let passed =
             async_graphql::parser::parse_query("mutation($input: In) { f(data: $input) { x } }").ok();
         let found = passed
             .as_ref()
-            .and_then(|document| nul_in_document(document, &variables));
+            .and_then(|document| nul_in_request(document, &variables));
         assert_eq!(found.as_deref(), Some("data.email"));
         assert_eq!(nul_in_variables(&variables).as_deref(), Some("$input.email"));
     }
@@ -931,6 +1015,7 @@ mod tests {
         assert_eq!(page_cost(Some(-5), 20, 100, 3), 4);
         assert_eq!(page_cost(Some(1000), 20, 100, 3), 301);
         assert_eq!(list_cost(50, 2), 101);
-        assert_eq!(page_cost(Some(50), 20, 100, usize::MAX), usize::MAX);
+        assert_eq!(page_cost(Some(50), 20, 100, usize::MAX), 1 << 40);
+        assert_eq!(list_cost(10, usize::MAX), 1 << 40);
     }
 }

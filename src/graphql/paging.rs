@@ -32,8 +32,30 @@ where
     after
         .map(|cursor| {
             OpaqueCursor::<T>::decode_cursor(&cursor)
+                .ok()
                 .map(|cursor| cursor.0)
-                .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this API"))
+                // A forged cursor could carry a NUL, which PostgreSQL text
+                // cannot hold: no cursor of this API does.
+                .filter(|position| {
+                    serde_json::to_string(position).is_ok_and(|json| !json.contains("\\u0000"))
+                })
+                .ok_or_else(|| AppError::bad_input("after", "is not a cursor returned by this API"))
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forged_cursor_holding_a_nul_is_refused() {
+        let forged = OpaqueCursor(("a\u{0}b".to_owned(), 7)).encode_cursor();
+        assert!(decode_after::<(String, i32)>(Some(forged)).is_err());
+        let fine = OpaqueCursor(("ab".to_owned(), 7)).encode_cursor();
+        assert_eq!(
+            decode_after::<(String, i32)>(Some(fine)).ok().flatten(),
+            Some(("ab".to_owned(), 7))
+        );
+    }
 }

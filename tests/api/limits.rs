@@ -46,6 +46,19 @@ fn doubling_inline(n: usize) -> String {
     )
 }
 
+/// Doubling spreads with no field at all, ending in a fragment that does not exist.
+fn doubling_to_nothing(n: usize) -> String {
+    let fragments: String = (0..n)
+        .map(|i| {
+            format!(
+                "fragment F{i} on QueryRoot {{ ...F{next} ...F{next} }} ",
+                next = i + 1
+            )
+        })
+        .collect();
+    format!("{{ ...F0 }} {fragments} fragment F{n} on QueryRoot {{ ...Missing }}")
+}
+
 fn stats(app: &TestApp) -> &GateStats {
     &app.state.gate
 }
@@ -71,6 +84,7 @@ async fn an_exponential_fragment_document_is_refused_before_it_runs_on_every_tra
         doubling_inline(25),
         doubling(25, "me { id }"),
         doubling(30, "tenants { id name }"),
+        doubling_to_nothing(49),
     ];
     for document in &documents {
         for viewer in [None, Some(token.as_str())] {
@@ -233,6 +247,19 @@ async fn the_cost_of_a_query_counts_its_page_sizes_and_list_bounds(backend: Back
         .await;
     assert_eq!(error_code(&error), "QUERY_TOO_COMPLEX", "{error:#}");
     assert_eq!(stats(&app).executed_operations(), executed + 1);
+}
+
+async fn a_cost_too_large_to_count_is_refused_rather_than_wrapping_around(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let admin = world.login(&app, "admin").await;
+    let nested = format!(
+        "{{ me {{ isSuperAdmin }} users(first: 100) {{ id {}id{} }} }}",
+        "guardians { id ".repeat(17),
+        " }".repeat(17)
+    );
+    let error = app.error_as(Some(&admin), &nested, json!({})).await;
+    assert_eq!(error_code(&error), "QUERY_TOO_COMPLEX", "{error:#}");
 }
 
 async fn sixty_aliased_pages_of_sessions_are_refused(backend: Backend) {
@@ -664,6 +691,7 @@ backend_tests!(
     deep_documents_are_refused_before_parsing_and_after_expansion,
     the_cost_of_a_query_counts_its_page_sizes_and_list_bounds,
     sixty_aliased_pages_of_sessions_are_refused,
+    a_cost_too_large_to_count_is_refused_rather_than_wrapping_around,
     request_errors_carry_codes_over_http_and_websocket,
     a_get_request_honours_operation_name,
     a_nul_byte_in_any_string_argument_is_bad_user_input,
