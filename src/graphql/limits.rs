@@ -999,6 +999,8 @@ mod tests {
             "BATCH_TOO_LARGE",
             "BAD_REQUEST",
             "TOO_MANY_OPERATIONS",
+            "PAYLOAD_TOO_LARGE",
+            "REQUEST_TIMEOUT",
         ];
         for code in codes {
             assert!(

@@ -13,6 +13,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::http::{HeaderValue, Method, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -57,6 +58,29 @@ fn cors(origins: &[String]) -> CorsLayer {
         .expose_headers([HeaderName::from_static(REQUEST_ID_HEADER)])
         .allow_credentials(false)
         .max_age(Duration::from_secs(3600))
+}
+
+/// Gives the refusals made below GraphQL (a timeout, a body over the
+/// limit) a GraphQL-shaped JSON body with a code, like every other error.
+async fn coded_transport_errors(response: axum::response::Response) -> axum::response::Response {
+    let (code, message) = match response.status() {
+        StatusCode::REQUEST_TIMEOUT => (
+            "REQUEST_TIMEOUT",
+            "the request took longer than the server allows (server.request_timeout_secs)",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "PAYLOAD_TOO_LARGE",
+            "the request body is larger than the server accepts (server.max_body_bytes)",
+        ),
+        _ => return response,
+    };
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    let mut coded = (response.status(), body.to_string()).into_response();
+    coded.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    coded
 }
 
 /// Builds the whole router.
@@ -106,6 +130,7 @@ pub fn router(state: HttpState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(axum::middleware::map_response(coded_transport_errors))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }

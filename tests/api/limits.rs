@@ -320,6 +320,34 @@ async fn request_errors_carry_codes_over_http_and_websocket(backend: Backend) {
     }
 }
 
+async fn refusals_below_graphql_carry_codes_too(backend: Backend) {
+    let app = TestApp::spawn_with(backend.clone(), |settings| settings.server.max_body_bytes = 1024).await;
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"query\": \"{{ __typename }}\", \"pad\": \"{}\"}}",
+            "x".repeat(4096)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body["errors"][0]), "PAYLOAD_TOO_LARGE", "{body}");
+    // A timeout of zero: a login (a password hash) cannot finish first.
+    let app = TestApp::spawn_with(backend, |settings| settings.server.request_timeout_secs = 0).await;
+    let (status, body) = app
+        .post_graphql(
+            "mutation { login(email: \"a@example.test\", password: \"whatever-password\") { token } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+    assert_eq!(error_code(&body["errors"][0]), "REQUEST_TIMEOUT", "{body}");
+}
+
 async fn a_get_request_honours_operation_name(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let response = app
@@ -694,6 +722,7 @@ backend_tests!(
     a_cost_too_large_to_count_is_refused_rather_than_wrapping_around,
     request_errors_carry_codes_over_http_and_websocket,
     a_get_request_honours_operation_name,
+    refusals_below_graphql_carry_codes_too,
     a_nul_byte_in_any_string_argument_is_bad_user_input,
     names_with_control_characters_are_bad_user_input,
     an_allowed_origin_gets_cors_headers_and_another_does_not,
