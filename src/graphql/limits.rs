@@ -97,45 +97,6 @@ pub fn list_cost(bound: usize, child_complexity: usize) -> usize {
 /// costs without saturating, and 2^40 times the field limit still fits.
 const COST_CEILING: usize = 1 << 40;
 
-/// What the gate refuses, from `graphql.*` settings.
-#[derive(Debug, Clone)]
-pub struct DocumentLimits {
-    /// Deepest selection nesting after fragment expansion.
-    pub max_depth: usize,
-    /// Deepest bracket nesting in the raw text.
-    pub max_nesting: usize,
-    /// Most fields after fragment expansion, `__typename` included.
-    pub max_fields: u64,
-    /// Most aliases in the document.
-    pub max_aliases: usize,
-    /// Most directives in the document.
-    pub max_directives: usize,
-    /// Most fragment spreads in the document.
-    pub max_fragment_spreads: usize,
-    /// Most operations in the document.
-    pub max_operations: usize,
-    /// Most arguments and variable definitions in the document.
-    pub max_arguments: usize,
-    /// Highest cost.
-    pub max_complexity: usize,
-}
-
-impl From<&GraphqlSettings> for DocumentLimits {
-    fn from(settings: &GraphqlSettings) -> Self {
-        Self {
-            max_depth: settings.max_depth,
-            max_nesting: settings.max_nesting,
-            max_fields: settings.max_fields,
-            max_aliases: settings.max_aliases,
-            max_directives: settings.max_directives,
-            max_fragment_spreads: settings.max_fragment_spreads,
-            max_operations: settings.max_operations,
-            max_arguments: settings.max_arguments,
-            max_complexity: settings.max_complexity,
-        }
-    }
-}
-
 /// Counts what passed through the gate (tests assert that a refused
 /// document never ran).
 #[derive(Debug, Default)]
@@ -163,8 +124,8 @@ pub struct RequestGate {
 }
 
 impl RequestGate {
-    /// A gate enforcing `limits`, counting into `stats`.
-    pub fn new(limits: DocumentLimits, stats: Arc<GateStats>) -> Self {
+    /// A gate enforcing the `graphql.*` limits, counting into `stats`.
+    pub fn new(limits: GraphqlSettings, stats: Arc<GateStats>) -> Self {
         Self {
             inner: Arc::new(Gate { limits, stats }),
         }
@@ -178,7 +139,7 @@ impl ExtensionFactory for RequestGate {
 }
 
 struct Gate {
-    limits: DocumentLimits,
+    limits: GraphqlSettings,
     stats: Arc<GateStats>,
 }
 
@@ -931,7 +892,7 @@ mod tests {
     #[test]
     fn every_query_in_the_readme_fits_the_default_limits() {
         let readme = include_str!("../../README.md");
-        let limits = DocumentLimits::from(&GraphqlSettings::default());
+        let limits = GraphqlSettings::default();
         let blocks: Vec<&str> = readme
             .split("```graphql\n")
             .skip(1)

@@ -93,10 +93,7 @@ pub fn build_schema(state: AppState) -> AppSchema {
     // and directive checks stay as a backstop.
     .limit_recursive_depth(graphql.max_nesting)
     .limit_directives(graphql.max_directives)
-    .extension(limits::RequestGate::new(
-        limits::DocumentLimits::from(graphql),
-        state.gate.clone(),
-    ))
+    .extension(limits::RequestGate::new(graphql.clone(), state.gate.clone()))
     .extension(Tracing);
     if !graphql.introspection {
         builder = builder.disable_introspection();
