@@ -315,11 +315,14 @@ impl Gate {
                 .unwrap_or(&field)
                 .trim_start_matches('$')
                 .to_owned();
-            let mut error = ServerError::new(format!("{field}: must not contain NUL characters"), None);
-            let mut extensions = ErrorExtensionValues::default();
-            extensions.set("code", BAD_USER_INPUT);
-            extensions.set("field", leaf);
-            error.extensions = Some(extensions);
+            let mut error = coded_error(
+                format!("{field}: must not contain NUL characters"),
+                BAD_USER_INPUT,
+            );
+            error
+                .extensions
+                .get_or_insert_with(ErrorExtensionValues::default)
+                .set("field", leaf);
             return Err(error);
         }
         request.set_parsed_query(document);
@@ -327,15 +330,18 @@ impl Gate {
     }
 }
 
+/// A request error (no position, no path) with `extensions.code`.
+pub fn coded_error(message: impl Into<String>, code: &str) -> ServerError {
+    with_code(ServerError::new(message, None), code)
+}
+
 /// A `QUERY_TOO_LARGE` / `QUERY_TOO_COMPLEX` error naming the limit.
 fn limit_error(code: &str, message: String, key: &str, max: u64, actual: u64) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    let mut extensions = ErrorExtensionValues::default();
-    extensions.set("code", code);
+    let mut error = coded_error(message, code);
+    let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
     extensions.set("limit", key);
     extensions.set("max", max);
     extensions.set("actual", actual.min(i64::MAX as u64));
-    error.extensions = Some(extensions);
     error
 }
 
@@ -602,13 +608,7 @@ fn spreads_in(set: &SelectionSet) -> Vec<&str> {
 
 /// Checks that the document and `operationName` name exactly one operation.
 fn resolve_operation(document: &ExecutableDocument, operation_name: Option<&str>) -> ServerResult<()> {
-    let refuse = |message: String| {
-        let mut error = ServerError::new(message, None);
-        let mut extensions = ErrorExtensionValues::default();
-        extensions.set("code", OPERATION_RESOLUTION_FAILURE);
-        error.extensions = Some(extensions);
-        Err(error)
-    };
+    let refuse = |message: String| Err(coded_error(message, OPERATION_RESOLUTION_FAILURE));
     match (&document.operations, operation_name) {
         (DocumentOperations::Single(_), None) => Ok(()),
         (DocumentOperations::Single(_), Some(name)) => refuse(format!(

@@ -686,11 +686,10 @@ where
             "at most {} operations may run at once on one connection; complete one first",
             self.max_operations
         );
-        let mut error = ServerError::new(message.clone(), None);
-        let mut extensions = async_graphql::ErrorExtensionValues::default();
-        extensions.set("code", "TOO_MANY_OPERATIONS");
-        error.extensions = Some(extensions);
-        let errors = [error];
+        let errors = [crate::graphql::limits::coded_error(
+            message.as_str(),
+            "TOO_MANY_OPERATIONS",
+        )];
         let reply = match self.protocol {
             WsProtocol::GraphqlTransportWs => ServerMessage::Error { id, payload: &errors },
             WsProtocol::GraphqlWs => ServerMessage::LegacyError {
