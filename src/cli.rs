@@ -1,15 +1,18 @@
 //! The command line of the `session-manager` binary.
 
-use std::io::Write;
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chrono::Utc;
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
+use sea_orm::TransactionTrait;
 
 use crate::config::Settings;
 use crate::error::AppError;
+use crate::services::super_admins;
 use crate::startup::Application;
 use crate::telemetry::{self, LogSink};
 
@@ -44,6 +47,29 @@ pub enum Command {
     ExportSchema,
     /// Fills the database with demo data and prints the logins.
     SeedDemo,
+    /// Creates a super admin: the first administrator of a fresh install.
+    /// The password is read from standard input, or asked for at a
+    /// terminal; never from the command line.
+    CreateAdmin {
+        /// The login e-mail address.
+        #[arg(long)]
+        email: String,
+        /// The display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Makes an existing account a super admin.
+    Promote {
+        /// The account's e-mail address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Takes super-admin rights from an account (not from the last one).
+    Demote {
+        /// The account's e-mail address.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 /// Migration actions.
@@ -79,6 +105,25 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// The new password: asked for twice at a terminal, otherwise the first
+/// line of standard input (so that scripts can pipe it in).
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let password = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Password (again): ")?;
+        anyhow::ensure!(password == again, "the passwords differ");
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(
+        !password.is_empty(),
+        "no password on standard input: pipe it in, or run at a terminal to be asked"
+    );
+    Ok(password)
+}
+
 async fn execute(cli: Cli) -> anyhow::Result<()> {
     let mut settings = Settings::load(cli.config.as_deref())?;
     let mut stdout = std::io::stdout().lock();
@@ -112,6 +157,37 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ExportSchema => {
             write!(stdout, "{}", crate::graphql::sdl())?;
+        }
+        Command::CreateAdmin { email, name } => {
+            let password = read_password()?;
+            let db = crate::db::connect(&settings.database).await?;
+            crate::db::migrate(&db).await?;
+            let txn = db.begin().await?;
+            let account = super_admins::create_admin(&txn, Utc::now(), &email, name.as_deref(), &password)
+                .await
+                .map_err(AppError::into_anyhow)?;
+            txn.commit().await?;
+            writeln!(stdout, "Created super admin {} ({})", account.email, account.id)?;
+        }
+        Command::Promote { email } => {
+            let db = crate::db::connect(&settings.database).await?;
+            let txn = db.begin().await?;
+            let changed = super_admins::promote(&txn, Utc::now(), &email)
+                .await
+                .map_err(AppError::into_anyhow)?;
+            txn.commit().await?;
+            let outcome = if changed { "is now" } else { "was already" };
+            writeln!(stdout, "{} {outcome} a super admin", email.trim().to_lowercase())?;
+        }
+        Command::Demote { email } => {
+            let db = crate::db::connect(&settings.database).await?;
+            let txn = db.begin().await?;
+            let changed = super_admins::demote(&txn, Utc::now(), &email)
+                .await
+                .map_err(AppError::into_anyhow)?;
+            txn.commit().await?;
+            let outcome = if changed { "is no longer" } else { "was not" };
+            writeln!(stdout, "{} {outcome} a super admin", email.trim().to_lowercase())?;
         }
         Command::SeedDemo => {
             let db = crate::db::connect(&settings.database).await?;

@@ -55,6 +55,86 @@ pub struct Settings {
     pub content: ContentSettings,
     /// Background jobs.
     pub jobs: JobSettings,
+    /// Password hashing capacity.
+    pub passwords: PasswordSettings,
+    /// Throttling of failed password checks.
+    pub login_throttle: LoginThrottleSettings,
+    /// Invitations into tenants.
+    pub invitations: InvitationSettings,
+}
+
+/// Password hashing capacity: Argon2 runs on a fixed pool of threads behind
+/// a bounded queue; work beyond it is refused with `SERVER_BUSY`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordSettings {
+    /// Argon2 computations run at once (each holds about 19 MiB). Default 0:
+    /// one per available core.
+    pub hashing_workers: usize,
+    /// Computations that may wait for a worker; more are refused at once.
+    /// Default 16.
+    pub hashing_queue: usize,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        Self {
+            hashing_workers: 0,
+            hashing_queue: 16,
+        }
+    }
+}
+
+/// Throttling of failed password checks (logins, and the current password
+/// of `updateUser`), counted in the database so that every instance shares
+/// the counts. An e-mail address is locked after a few failures; a client
+/// address is only slowed down, after many, so that one child behind a
+/// school's shared address does not lock out the school.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginThrottleSettings {
+    /// Failures are forgotten this many seconds after the latest one.
+    /// Default 3600; at least `max_lockout_secs`.
+    pub window_secs: i64,
+    /// Failures per e-mail address before it is locked. Default 5.
+    pub email_max_failures: i32,
+    /// The first lockout of an e-mail address, in seconds; each further
+    /// failure doubles it. Default 30.
+    pub email_lockout_secs: i64,
+    /// Failures per client address before it is slowed down. Default 100.
+    pub address_max_failures: i32,
+    /// The first delay imposed on a client address, in seconds; each further
+    /// failure doubles it. Default 1.
+    pub address_delay_secs: i64,
+    /// The longest lockout or delay, in seconds. Default 900.
+    pub max_lockout_secs: i64,
+}
+
+impl Default for LoginThrottleSettings {
+    fn default() -> Self {
+        Self {
+            window_secs: 3600,
+            email_max_failures: 5,
+            email_lockout_secs: 30,
+            address_max_failures: 100,
+            address_delay_secs: 1,
+            max_lockout_secs: 900,
+        }
+    }
+}
+
+/// Invitations into tenants.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InvitationSettings {
+    /// Hours an invitation stays open. Default 168 (a week), 1..=2160.
+    pub ttl_hours: i64,
+}
+
+impl Default for InvitationSettings {
+    fn default() -> Self {
+        Self { ttl_hours: 168 }
+    }
 }
 
 /// Background jobs.
@@ -511,6 +591,35 @@ impl Settings {
             return Err(ConfigError::OutOfRange(format!(
                 "graphql.max_page_size ({}) must be at most {MAX_PAGE_SIZE}: query costs are reckoned with it",
                 self.graphql.max_page_size
+            )));
+        }
+        let throttle = &self.login_throttle;
+        if throttle.email_max_failures < 1
+            || throttle.address_max_failures < 1
+            || throttle.email_lockout_secs < 1
+            || throttle.address_delay_secs < 1
+        {
+            return Err(ConfigError::OutOfRange(
+                "login_throttle: failures and lockouts must be at least 1".to_owned(),
+            ));
+        }
+        if throttle.max_lockout_secs < throttle.email_lockout_secs.max(throttle.address_delay_secs) {
+            return Err(ConfigError::OutOfRange(
+                "login_throttle.max_lockout_secs must be at least email_lockout_secs and address_delay_secs"
+                    .to_owned(),
+            ));
+        }
+        if throttle.window_secs < throttle.max_lockout_secs {
+            return Err(ConfigError::OutOfRange(format!(
+                "login_throttle.window_secs ({}) must be at least max_lockout_secs ({}): failures must \
+                 outlive a lockout, or the next failure would start over",
+                throttle.window_secs, throttle.max_lockout_secs
+            )));
+        }
+        if !(1..=2160).contains(&self.invitations.ttl_hours) {
+            return Err(ConfigError::OutOfRange(format!(
+                "invitations.ttl_hours is {}; it must be between 1 and 2160 (90 days)",
+                self.invitations.ttl_hours
             )));
         }
         for origin in &self.server.cors_allowed_origins {

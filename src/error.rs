@@ -33,6 +33,19 @@ pub enum AppError {
     },
     /// The change clashes with existing data (a duplicate, a stale state).
     Conflict(String),
+    /// Too many failed password checks for this e-mail address or from this
+    /// client address: nothing is checked before `retry_at`.
+    TooManyAttempts {
+        /// When the next attempt will be considered.
+        retry_at: chrono::DateTime<chrono::Utc>,
+        /// Whole seconds from now until `retry_at` (at least 1).
+        retry_after_secs: i64,
+    },
+    /// The request asks for more than one login; the text says what is allowed.
+    OneLoginPerRequest,
+    /// The server is at capacity for this kind of work (password hashing);
+    /// trying again shortly will do.
+    Busy(String),
     /// Anything else: a bug or an unavailable dependency. Details go to the log only.
     Internal(anyhow::Error),
 }
@@ -46,6 +59,9 @@ impl AppError {
             Self::NotFound { .. } => "NOT_FOUND",
             Self::BadUserInput { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
+            Self::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
+            Self::OneLoginPerRequest => "ONE_LOGIN_PER_REQUEST",
+            Self::Busy(_) => "SERVER_BUSY",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -53,8 +69,15 @@ impl AppError {
     /// The message shown to the client: actionable, never internal details.
     pub fn message(&self) -> String {
         match self {
-            Self::Forbidden(message) | Self::Conflict(message) | Self::Unauthenticated(message) => {
-                message.clone()
+            Self::Forbidden(message)
+            | Self::Conflict(message)
+            | Self::Unauthenticated(message)
+            | Self::Busy(message) => message.clone(),
+            Self::TooManyAttempts { retry_after_secs, .. } => {
+                format!("too many failed attempts: try again in {retry_after_secs} s")
+            }
+            Self::OneLoginPerRequest => {
+                "a request may log in only once: send one `login` per request".to_owned()
             }
             Self::NotFound { resource } => format!("{resource} not found"),
             Self::BadUserInput { field, message } => format!("{field}: {message}"),
@@ -98,6 +121,20 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// `TOO_MANY_ATTEMPTS` until `retry_at`, as seen at `now`.
+    pub fn too_many_attempts(
+        now: chrono::DateTime<chrono::Utc>,
+        retry_at: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let millis = (retry_at - now).num_milliseconds().max(1);
+        Self::TooManyAttempts {
+            retry_at,
+            retry_after_secs: (millis + 999) / 1000,
+        }
+    }
+}
+
 impl From<DbErr> for AppError {
     fn from(error: DbErr) -> Self {
         match error.sql_err() {
@@ -119,8 +156,19 @@ impl ErrorExtensions for AppError {
         }
         async_graphql::Error::new(self.message()).extend_with(|_, extensions| {
             extensions.set("code", self.code());
-            if let Self::BadUserInput { field, .. } = self {
-                extensions.set("field", field.as_str());
+            match self {
+                Self::BadUserInput { field, .. } => extensions.set("field", field.as_str()),
+                Self::TooManyAttempts {
+                    retry_at,
+                    retry_after_secs,
+                } => {
+                    extensions.set("retryAfter", *retry_after_secs);
+                    extensions.set(
+                        "retryAt",
+                        retry_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    );
+                }
+                _ => {}
             }
         })
     }

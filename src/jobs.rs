@@ -1,4 +1,5 @@
-//! Background work: the sweepers that expire sessions and login sessions.
+//! Background work: the sweepers that expire sessions and login sessions,
+//! and delete lapsed invitations and login-throttle counts.
 
 use std::time::Duration;
 
@@ -73,8 +74,17 @@ pub async fn sweep_login_sessions(state: &AppState) -> AppResult<usize> {
     Ok(ended)
 }
 
-/// Runs [`sweep_expired_sessions`] and [`sweep_login_sessions`] every
-/// `interval` until aborted.
+/// Deletes lapsed invitations and login-throttle rows whose window has
+/// passed; returns how many rows it deleted.
+pub async fn sweep_account_records(state: &AppState) -> AppResult<u64> {
+    let now = state.clock.now();
+    let invitations = crate::services::invitations::sweep_expired(&state.db, now).await?;
+    let throttles = crate::services::throttle::sweep(&state.db, &state.settings.login_throttle, now).await?;
+    Ok(invitations + throttles)
+}
+
+/// Runs [`sweep_expired_sessions`], [`sweep_login_sessions`] and
+/// [`sweep_account_records`] every `interval` until aborted.
 pub fn spawn_expiry_sweeper(state: AppState, interval: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
@@ -86,6 +96,9 @@ pub fn spawn_expiry_sweeper(state: AppState, interval: Duration) -> JoinHandle<(
             }
             if let Err(error) = sweep_login_sessions(&state).await {
                 tracing::error!(error = ?error, "login-session sweep failed");
+            }
+            if let Err(error) = sweep_account_records(&state).await {
+                tracing::error!(error = ?error, "invitation and throttle sweep failed");
             }
         }
     })

@@ -142,7 +142,6 @@ pub async fn seed_demo(db: &DatabaseConnection) -> AppResult<DemoData> {
             email: Set(login.email.to_owned()),
             name: Set(Some(name.to_owned())),
             password_hash: Set(hash_password(login.password)?),
-            school_id: Set(Some(north.id)),
             ..Default::default()
         }
         .insert(&txn)
@@ -152,6 +151,7 @@ pub async fn seed_demo(db: &DatabaseConnection) -> AppResult<DemoData> {
             tenant_id: Set(district.id),
             role: Set(role),
             is_default: Set(true),
+            school_id: Set(Some(north.id)),
             ..Default::default()
         }
         .insert(&txn)

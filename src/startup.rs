@@ -11,11 +11,13 @@ use tokio::net::TcpListener;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
+use crate::error::AppError;
 use crate::events::EventBus;
 use crate::graphql::{AppState, build_schema};
 use crate::http::{HttpState, router};
 use crate::jobs::spawn_expiry_sweeper;
 use crate::services::auth::Authenticator;
+use crate::services::passwords::PasswordPool;
 use crate::services::settings::SettingsCache;
 
 /// Observes every SQL statement the application runs (tests count them).
@@ -78,6 +80,7 @@ impl Application {
         let authenticator = Authenticator::new(&settings.auth);
         let settings_cache = SettingsCache::new(clock.clone(), &settings.session_security);
         settings_cache.listen(&events);
+        let passwords = PasswordPool::new(&settings.passwords).map_err(AppError::into_anyhow)?;
         let state = AppState {
             db,
             clock,
@@ -86,6 +89,7 @@ impl Application {
             events,
             settings_cache,
             gate: Arc::default(),
+            passwords,
         };
         let schema = build_schema(state.clone());
         let router = router(HttpState {

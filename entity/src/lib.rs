@@ -64,6 +64,8 @@ macro_rules! active_model_behavior {
 
 pub mod audit_log;
 pub mod guardian_link;
+pub mod invitation;
+pub mod login_throttle;
 pub mod module;
 pub mod school;
 pub mod session;
@@ -80,6 +82,8 @@ pub mod video;
 pub mod prelude {
     pub use crate::audit_log::Entity as AuditLog;
     pub use crate::guardian_link::Entity as GuardianLink;
+    pub use crate::invitation::Entity as Invitation;
+    pub use crate::login_throttle::Entity as LoginThrottle;
     pub use crate::module::Entity as Module;
     pub use crate::school::Entity as School;
     pub use crate::session::Entity as Session;

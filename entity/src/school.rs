@@ -43,9 +43,9 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     Tenant,
-    /// Users attached to the school.
-    #[sea_orm(has_many = "super::user::Entity")]
-    User,
+    /// Memberships attached to the school.
+    #[sea_orm(has_many = "super::tenant_membership::Entity")]
+    TenantMembership,
 }
 
 impl Related<super::tenant::Entity> for Entity {
@@ -54,9 +54,9 @@ impl Related<super::tenant::Entity> for Entity {
     }
 }
 
-impl Related<super::user::Entity> for Entity {
+impl Related<super::tenant_membership::Entity> for Entity {
     fn to() -> RelationDef {
-        Relation::User.def()
+        Relation::TenantMembership.def()
     }
 }
 

@@ -1,5 +1,5 @@
 //! `session_context_changes`: append-only audit trail of tenant-context
-//! changes.
+//! changes. It outlives the users and tenants it mentions.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -30,9 +30,11 @@ pub struct Model {
     /// Primary key.
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    /// The user whose context changed.
+    /// The user whose context changed. No foreign key: the row and the id
+    /// stay when the user is deleted.
     pub user_id: Uuid,
-    /// The tenant the event refers to (the new context / default).
+    /// The tenant the event refers to (the new context / default). No
+    /// foreign key: the row and the id stay when the tenant is deleted.
     pub tenant_id: Uuid,
     /// Kind of change.
     pub event_type: ContextChangeEventType,
@@ -50,16 +52,14 @@ pub enum Relation {
     #[sea_orm(
         belongs_to = "super::user::Entity",
         from = "Column::UserId",
-        to = "super::user::Column::Id",
-        on_delete = "Cascade"
+        to = "super::user::Column::Id"
     )]
     User,
     /// The tenant the event refers to.
     #[sea_orm(
         belongs_to = "super::tenant::Entity",
         from = "Column::TenantId",
-        to = "super::tenant::Column::Id",
-        on_delete = "Cascade"
+        to = "super::tenant::Column::Id"
     )]
     Tenant,
 }

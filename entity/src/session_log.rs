@@ -37,7 +37,8 @@ pub struct Model {
     /// Primary key.
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    /// The authenticated user.
+    /// The authenticated user. No foreign key: a deleted user's login
+    /// sessions stay, ended, with the id as data.
     pub user_id: Uuid,
     /// Active tenant context (`ON DELETE SET NULL`).
     pub tenant_id: Option<Uuid>,
@@ -71,8 +72,7 @@ pub enum Relation {
     #[sea_orm(
         belongs_to = "super::user::Entity",
         from = "Column::UserId",
-        to = "super::user::Column::Id",
-        on_delete = "Cascade"
+        to = "super::user::Column::Id"
     )]
     User,
     /// The active tenant context.

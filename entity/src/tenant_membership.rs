@@ -36,6 +36,9 @@ pub struct Model {
     pub role: MembershipRole,
     /// Whether this is the user's default tenant.
     pub is_default: bool,
+    /// The member's school in this tenant, if any (`ON DELETE SET NULL`;
+    /// the application keeps it a school of `tenant_id`).
+    pub school_id: Option<Uuid>,
     /// Creation time.
     pub created_at: DateTimeUtc,
     /// Last modification time.
@@ -61,6 +64,20 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     Tenant,
+    /// The member's school in the tenant.
+    #[sea_orm(
+        belongs_to = "super::school::Entity",
+        from = "Column::SchoolId",
+        to = "super::school::Column::Id",
+        on_delete = "SetNull"
+    )]
+    School,
+}
+
+impl Related<super::school::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::School.def()
+    }
 }
 
 impl Related<super::user::Entity> for Entity {

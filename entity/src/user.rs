@@ -24,8 +24,6 @@ pub struct Model {
     pub is_super_admin: bool,
     /// Per-user concurrent login sessions override, 1..=10.
     pub max_concurrent_sessions: Option<i32>,
-    /// School the user belongs to, if any.
-    pub school_id: Option<Uuid>,
     /// Creation time.
     pub created_at: DateTimeUtc,
     /// Last modification time.
@@ -35,14 +33,6 @@ pub struct Model {
 /// Relations of [`Model`].
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
-    /// The user's school (`ON DELETE SET NULL`).
-    #[sea_orm(
-        belongs_to = "super::school::Entity",
-        from = "Column::SchoolId",
-        to = "super::school::Column::Id",
-        on_delete = "SetNull"
-    )]
-    School,
     /// The user's tenant memberships.
     #[sea_orm(has_many = "super::tenant_membership::Entity")]
     TenantMembership,
@@ -58,7 +48,8 @@ pub enum Relation {
     /// Guardian links in which the user is the guardian.
     #[sea_orm(has_many = "super::guardian_link::Entity", via_rel = "Relation::Guardian")]
     SupervisedLink,
-    /// The user's login sessions.
+    /// The user's login sessions (kept, with the id as data, when the user
+    /// is deleted).
     #[sea_orm(has_many = "super::session_log::Entity")]
     SessionLog,
     /// The user's tenant-context changes.
@@ -67,12 +58,6 @@ pub enum Relation {
     /// Audit records of actions performed by the user.
     #[sea_orm(has_many = "super::audit_log::Entity")]
     AuditLog,
-}
-
-impl Related<super::school::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::School.def()
-    }
 }
 
 impl Related<super::tenant_membership::Entity> for Entity {

@@ -1,8 +1,9 @@
 //! Schema migrations of the session-manager data model.
 //!
-//! [`Migrator`] lists one migration per table, in dependency order. Every
-//! foreign key, unique and check constraint is declared inside
-//! `CREATE TABLE` so that the same migrations run on SQLite and PostgreSQL.
+//! [`Migrator`] lists one migration per table, in dependency order, then one
+//! dated migration per later change. Foreign keys, unique and check
+//! constraints are declared inside `CREATE TABLE` where SQLite needs them
+//! there, so that the same migrations run on SQLite and PostgreSQL.
 //!
 //! The crate re-exports [`sea_orm_migration`] so that the server can call
 //! `Migrator::up` / `down` / `status` without depending on it directly.
@@ -25,6 +26,10 @@ mod m20261124_000010_create_session_logs;
 mod m20261124_000011_create_session_context_changes;
 mod m20261124_000012_create_system_settings;
 mod m20261124_000013_create_audit_logs;
+mod m20261202_000014_move_school_to_memberships;
+mod m20261202_000015_create_invitations;
+mod m20261202_000016_create_login_throttles;
+mod m20261202_000017_keep_audit_trail;
 
 /// The migrator of the session-manager schema.
 pub struct Migrator;
@@ -46,6 +51,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000011_create_session_context_changes::Migration),
             Box::new(m20261124_000012_create_system_settings::Migration),
             Box::new(m20261124_000013_create_audit_logs::Migration),
+            Box::new(m20261202_000014_move_school_to_memberships::Migration),
+            Box::new(m20261202_000015_create_invitations::Migration),
+            Box::new(m20261202_000016_create_login_throttles::Migration),
+            Box::new(m20261202_000017_keep_audit_trail::Migration),
         ]
     }
 }

@@ -189,12 +189,7 @@ async fn exercise(db: &DatabaseConnection) -> TestResult {
 
     let guardian = new_user("guardian@example.com").insert(db).await?;
     ensure(!guardian.is_super_admin, "is_super_admin default")?;
-    let child = user::ActiveModel {
-        school_id: Set(Some(school.id)),
-        ..new_user("child@example.com")
-    }
-    .insert(db)
-    .await?;
+    let child = new_user("child@example.com").insert(db).await?;
     expect_unique(new_user("child@example.com").insert(db).await, "duplicate email")?;
     expect_check(
         user::ActiveModel {
@@ -211,6 +206,7 @@ async fn exercise(db: &DatabaseConnection) -> TestResult {
         tenant_id: Set(tenant.id),
         role: Set(MembershipRole::Member),
         is_default: Set(true),
+        school_id: Set(Some(school.id)),
         ..Default::default()
     }
     .insert(db)
@@ -470,11 +466,29 @@ async fn exercise(db: &DatabaseConnection) -> TestResult {
         school::Entity::find_by_id(school.id).one(db).await?.is_none(),
         "school not cascaded",
     )?;
-    let child = user::Entity::find_by_id(child.id)
+    ensure(
+        user::Entity::find_by_id(child.id).one(db).await?.is_some(),
+        "the child's account stays",
+    )?;
+    // The audit trail outlives the tenant, with its id as data.
+    let kept = session_context_change::Entity::find_by_id(change.id)
         .one(db)
         .await?
-        .ok_or_else(|| fail("child gone".into()))?;
-    ensure(child.school_id.is_none(), "users.school_id not nulled")?;
+        .ok_or_else(|| fail("context change deleted with its tenant".into()))?;
+    ensure(kept.tenant_id == tenant.id, "context change keeps the tenant id")?;
+    // ... and the user: their login sessions and context changes stay.
+    user::Entity::delete_by_id(child.id).exec(db).await?;
+    ensure(
+        session_log::Entity::find_by_id(log.id).one(db).await?.is_some(),
+        "login session deleted with its user",
+    )?;
+    ensure(
+        session_context_change::Entity::find_by_id(change.id)
+            .one(db)
+            .await?
+            .is_some_and(|row| row.user_id == child.id),
+        "context change deleted with its user",
+    )?;
 
     Migrator::down(db, None).await?;
     Ok(())

@@ -32,6 +32,7 @@ pub struct QueryRoot(
     tenancy::TenancyQuery,
     tenancy::TenantContextQuery,
     tenancy::AdminQuery,
+    tenancy::InvitationQuery,
     login_sessions::LoginSessionsQuery,
     sessions::SessionsQuery,
     sessions::SessionStateQuery,
@@ -46,6 +47,7 @@ pub struct MutationRoot(
     tenancy::TenantContextMutation,
     tenancy::TenancyMutation,
     tenancy::AdminMutation,
+    tenancy::InvitationMutation,
     sessions::SessionsMutation,
     content::ContentMutation,
     settings::SettingsMutation,
@@ -78,6 +80,8 @@ pub struct AppState {
     pub settings_cache: SettingsCache,
     /// What the request gate let through and refused.
     pub gate: Arc<limits::GateStats>,
+    /// Where every Argon2 computation runs, bounded.
+    pub passwords: crate::services::passwords::PasswordPool,
 }
 
 /// Builds the schema with its limits and long-lived data.

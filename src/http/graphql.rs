@@ -3,6 +3,8 @@
 //! `application/json`, 400 for request errors under the former, and 405 for
 //! a mutation sent with GET.
 
+use std::sync::Arc;
+
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Request, Response};
 use axum::body::Bytes;
@@ -17,7 +19,7 @@ use tracing::Span;
 
 use super::HttpState;
 use crate::graphql::loaders::loaders;
-use crate::services::auth::{ClientInfo, authenticate};
+use crate::services::auth::{ClientInfo, LoginBudget, authenticate};
 use crate::services::scope::Scope;
 
 /// `application/graphql-response+json`.
@@ -188,11 +190,13 @@ async fn execute(
     let client = client_info(headers, peer, state.app.settings.server.trust_forwarded_headers);
     let scope = Scope::of(&identity).ok();
     let db = state.app.db.clone();
+    let login_budget = Arc::new(LoginBudget::default());
     let prepare = move |request: Request| {
         request
             .data(loaders(db.clone(), scope))
             .data(identity.clone())
             .data(client.clone())
+            .data(Arc::clone(&login_budget))
     };
     if let BatchRequest::Single(request) = &request
         && let Some(operation) = &request.operation_name
@@ -330,7 +334,9 @@ pub fn client_info(headers: &HeaderMap, peer: SocketAddr, trust_forwarded: bool)
                 .and_then(|value| value.to_str().ok())
         })
         .flatten()
-        .and_then(|value| value.split(',').next())
+        // The right-most entry is the one the trusted proxy appended; the
+        // ones before it are whatever the client sent.
+        .and_then(|value| value.rsplit(',').next())
         .map(|value| value.trim().to_owned())
         .filter(|value| !value.is_empty());
     ClientInfo {

@@ -22,7 +22,7 @@ use crate::auth::Identity;
 use crate::error::AppError;
 use crate::graphql::loaders::uncached_loaders;
 use crate::graphql::{AppSchema, AppState};
-use crate::services::auth::{ClientInfo, authenticate};
+use crate::services::auth::{ClientInfo, LoginBudget, authenticate};
 use crate::services::scope::Scope;
 
 /// Upgrades the connection and serves GraphQL operations over it.
@@ -132,6 +132,7 @@ async fn prepare(
     Ok(request
         .data(uncached_loaders(app.db.clone(), Scope::of(&identity).ok()))
         .data(identity)
+        .data(Arc::new(LoginBudget::default()))
         .data(ConnectionCredentials(authorization)))
 }
 

@@ -18,10 +18,12 @@ use crate::auth::{Identity, ServiceCredentials, TokenKeys, UserIdentity, bearer_
 use crate::config::AuthSettings;
 use crate::error::{AppError, AppResult};
 use crate::graphql::AppState;
+use crate::services::admin::audit_lockouts;
 use crate::services::login_policy::{admit_login, deadline, expire_if_due};
-use crate::services::passwords::{hash_password, verify_password};
+use crate::services::passwords::PasswordPool;
 use crate::services::settings::effective_for;
 use crate::services::tenant_context::{self, AutomaticReason, TenantContext};
+use crate::services::throttle;
 
 /// Longest stored user agent or device description, in characters.
 const MAX_CLIENT_TEXT: usize = 512;
@@ -33,6 +35,19 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
     /// The peer's IP address.
     pub ip_address: Option<String>,
+}
+
+/// At most one `login` per request, however many aliases or batched
+/// operations ask for one: the transport puts one budget in every
+/// operation of a request, and each login claims it.
+#[derive(Debug, Default)]
+pub struct LoginBudget(std::sync::atomic::AtomicBool);
+
+impl LoginBudget {
+    /// Claims the request's login; `false` when it was claimed already.
+    pub fn claim(&self) -> bool {
+        !self.0.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// The long-lived handles authentication needs.
@@ -78,8 +93,9 @@ fn clip(value: Option<String>) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
-/// Checks the password, opens a login session in the default tenant, and
-/// returns a token bound to it.
+/// Checks the password (throttled per e-mail address and client address,
+/// on the bounded hashing pool), opens a login session in the default
+/// tenant, and returns a token bound to it.
 pub async fn login(
     state: &AppState,
     now: DateTime<Utc>,
@@ -90,6 +106,10 @@ pub async fn login(
 ) -> AppResult<LoginOutcome> {
     let (db, authenticator) = (&state.db, &state.authenticator);
     let email = email.trim().to_lowercase();
+    // Counted before anything is looked up, so that an address without an
+    // account is throttled exactly like one with.
+    let keys = throttle::keys_for(&email, client.ip_address.as_deref());
+    let admission = throttle::admit(db, now, keys).await?;
     let account = user::Entity::find()
         .filter(user::Column::Email.eq(&email))
         .one(db)
@@ -98,15 +118,18 @@ pub async fn login(
     // that timing does not tell which e-mail addresses are registered.
     let stored_hash = match &account {
         Some(account) => account.password_hash.clone(),
-        None => dummy_hash().await?,
+        None => dummy_hash(&state.passwords).await?,
     };
-    let password = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
-        .await
-        .map_err(AppError::internal)?;
-    let Some(account) = account.filter(|_| matches) else {
-        return Err(AppError::Unauthenticated("invalid e-mail or password".to_owned()));
+    let matches = state.passwords.verify(password.to_owned(), stored_hash).await?;
+    let account = match account {
+        Some(account) if matches => account,
+        other => {
+            let lockouts = throttle::failed(db, &state.settings.login_throttle, now, &admission).await?;
+            audit_lockouts(db, now, other.as_ref(), &lockouts).await?;
+            return Err(AppError::Unauthenticated("invalid e-mail or password".to_owned()));
+        }
     };
+    throttle::succeeded(db, &admission).await?;
 
     let txn = db.begin().await?;
     // Logins of one user take turns, so that the concurrent-session limit
@@ -118,7 +141,7 @@ pub async fn login(
             .one(&txn)
             .await?;
     }
-    let context = tenant_context::initial_context(&txn, &account).await?;
+    let context = tenant_context::initial_context(&txn, now, &account).await?;
     let settings = effective_for(&txn, &state.settings_cache, &account, context.tenant_id).await?;
     let events = admit_login(
         &txn,
@@ -179,14 +202,10 @@ pub async fn login(
     })
 }
 
-async fn dummy_hash() -> AppResult<String> {
+async fn dummy_hash(passwords: &PasswordPool) -> AppResult<String> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     DUMMY
-        .get_or_try_init(|| async {
-            tokio::task::spawn_blocking(|| hash_password("not a real password"))
-                .await
-                .map_err(AppError::internal)?
-        })
+        .get_or_try_init(|| passwords.hash("not a real password".to_owned()))
         .await
         .cloned()
 }

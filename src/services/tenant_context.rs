@@ -5,11 +5,11 @@
 use chrono::{DateTime, Utc};
 use entity::session_context_change::ContextChangeEventType;
 use entity::tenant_membership::MembershipRole;
-use entity::{session_context_change, session_log, tenant, tenant_membership, user};
+use entity::{invitation, session_context_change, session_log, tenant, tenant_membership, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, Set, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -95,20 +95,45 @@ pub async fn record(
 }
 
 /// The context a new login session starts in: the default tenant. Without
-/// one, only a super admin may log in (and then picks a tenant).
-pub async fn initial_context(db: &impl ConnectionTrait, user: &user::Model) -> AppResult<TenantContext> {
+/// one, only a super admin may log in (and then picks a tenant), or an
+/// account with an open invitation (which can then only answer it).
+pub async fn initial_context(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    user: &user::Model,
+) -> AppResult<TenantContext> {
+    let default = default_membership(db, user.id).await?;
+    let tenantless_allowed = default.is_none() && may_be_tenantless(db, now, user).await?;
     default_context(
-        default_membership(db, user.id).await?,
-        user,
+        default,
+        tenantless_allowed,
         "you have no default tenant: ask an administrator to add you to a tenant",
     )
 }
 
-/// The context of the default membership; without one, no tenant for a
-/// super admin and an access error (`refusal`) for everyone else.
+/// Whether `user` may be logged in without any tenant: a super admin, or
+/// an account with an open invitation to answer.
+async fn may_be_tenantless(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    user: &user::Model,
+) -> AppResult<bool> {
+    if user.is_super_admin {
+        return Ok(true);
+    }
+    Ok(invitation::Entity::find()
+        .filter(invitation::Column::Email.eq(&user.email))
+        .filter(invitation::Column::ExpiresAt.gt(now))
+        .count(db)
+        .await?
+        > 0)
+}
+
+/// The context of the default membership; without one, no tenant when
+/// `tenantless_allowed` and an access error (`refusal`) otherwise.
 fn default_context(
     default: Option<tenant_membership::Model>,
-    user: &user::Model,
+    tenantless_allowed: bool,
     refusal: &str,
 ) -> AppResult<TenantContext> {
     match default {
@@ -116,7 +141,7 @@ fn default_context(
             tenant_id: Some(membership.tenant_id),
             role: Some(membership.role),
         }),
-        None if user.is_super_admin => Ok(TenantContext {
+        None if tenantless_allowed => Ok(TenantContext {
             tenant_id: None,
             role: None,
         }),
@@ -153,7 +178,8 @@ pub async fn resolve(
     };
     let default = default_membership(db, user.id).await?;
     let to = default.as_ref().map(|membership| membership.tenant_id);
-    if to.is_none() && user.is_super_admin && log.tenant_id.is_none() {
+    let tenantless_allowed = to.is_none() && may_be_tenantless(db, now, user).await?;
+    if tenantless_allowed && log.tenant_id.is_none() {
         return Ok(TenantContext {
             tenant_id: None,
             role: None,
@@ -190,7 +216,7 @@ pub async fn resolve(
     txn.commit().await?;
     default_context(
         default,
-        user,
+        tenantless_allowed,
         "you no longer have access to the tenant and have no default tenant: ask an administrator",
     )
 }

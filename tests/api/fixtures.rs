@@ -7,8 +7,11 @@ use std::sync::OnceLock;
 use chrono::Duration;
 use entity::session::SessionStatus;
 use entity::tenant_membership::MembershipRole;
-use entity::{guardian_link, module, session, session_config, tenant, tenant_membership, user, video};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use entity::{
+    guardian_link, module, school, session, session_config, tenant, tenant_membership, user, video,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -145,6 +148,38 @@ pub async fn add_membership(
     .await
     .unwrap()
     .id
+}
+
+/// Makes `school_id` the school of `user_id` in the school's tenant (the
+/// membership must exist).
+pub async fn attend(db: &DatabaseConnection, user_id: Uuid, school_id: Uuid) {
+    let school = school::Entity::find_by_id(school_id)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    let updated = tenant_membership::Entity::update_many()
+        .col_expr(tenant_membership::Column::SchoolId, Expr::value(Some(school_id)))
+        .filter(tenant_membership::Column::UserId.eq(user_id))
+        .filter(tenant_membership::Column::TenantId.eq(school.tenant_id))
+        .exec(db)
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.rows_affected, 1,
+        "the user is a member of the school's tenant"
+    );
+}
+
+/// The school of `user_id` in `tenant_id`, as stored.
+pub async fn school_of(db: &DatabaseConnection, user_id: Uuid, tenant_id: Uuid) -> Option<Uuid> {
+    tenant_membership::Entity::find()
+        .filter(tenant_membership::Column::UserId.eq(user_id))
+        .filter(tenant_membership::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+        .unwrap()
+        .and_then(|membership| membership.school_id)
 }
 
 async fn link(db: &DatabaseConnection, tenant_id: Uuid, guardian_id: Uuid, user_id: Uuid) {

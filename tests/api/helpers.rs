@@ -119,6 +119,8 @@ impl TestApp {
         settings.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         settings.database.url = SecretString::from(database.url.clone());
         settings.database.max_connections = 5;
+        // Tests fire bursts of logins; the pool still runs one hash per core.
+        settings.passwords.hashing_queue = 256;
         settings.auth.token_secret = Some(SecretString::from(TEST_TOKEN_SECRET));
         settings.auth.services = vec![ServiceCredential {
             name: "lock-manager".to_owned(),

@@ -178,14 +178,7 @@ async fn a_shared_device_school_applies_the_shared_device_rules(backend: Backend
     .insert(&app.db)
     .await
     .unwrap();
-    let mut row: user::ActiveModel = user::Entity::find_by_id(world.users["user"])
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap()
-        .into();
-    row.school_id = Set(Some(library.id));
-    row.update(&app.db).await.unwrap();
+    crate::fixtures::attend(&app.db, world.users["user"], library.id).await;
     let first = world.login(&app, "user").await;
     let second = world.login(&app, "user").await;
     assert_eq!(

@@ -11,6 +11,7 @@
 mod fixtures;
 mod helpers;
 
+mod accounts;
 mod administration;
 mod authorization;
 mod cli;

@@ -5,7 +5,7 @@
 
 use chrono::Duration;
 use entity::tenant_membership::MembershipRole;
-use entity::{school, tenant, user};
+use entity::{school, tenant};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 use session_manager::config::Settings;
@@ -109,12 +109,7 @@ async fn new_school(app: &TestApp, tenant_id: Uuid, name: &str) -> Uuid {
 }
 
 async fn attend(app: &TestApp, user_id: Uuid, school_id: Uuid) {
-    user::Entity::update_many()
-        .col_expr(user::Column::SchoolId, school_id.into())
-        .filter(user::Column::Id.eq(user_id))
-        .exec(&app.db)
-        .await
-        .unwrap();
+    crate::fixtures::attend(&app.db, user_id, school_id).await;
 }
 
 async fn fixture_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Fixture {

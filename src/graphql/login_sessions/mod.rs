@@ -301,7 +301,10 @@ pub struct LoginSessionsMutation;
 #[Object]
 impl LoginSessionsMutation {
     /// Logs in with e-mail and password. Opens a login session in your
-    /// default tenant and returns a token bound to it.
+    /// default tenant and returns a token bound to it. Failed attempts are
+    /// throttled per e-mail address and per client address
+    /// (`TOO_MANY_ATTEMPTS`, with `extensions.retryAfter`); a request may
+    /// log in once (`ONE_LOGIN_PER_REQUEST`).
     async fn login(
         &self,
         ctx: &Context<'_>,
@@ -310,6 +313,11 @@ impl LoginSessionsMutation {
         #[graphql(desc = "A description of the device, e.g. \"Alex's iPad\".")] device_info: Option<String>,
     ) -> Result<LoginPayload> {
         let state = ctx.state()?;
+        if let Ok(budget) = ctx.data::<std::sync::Arc<auth_service::LoginBudget>>()
+            && !budget.claim()
+        {
+            return Err(AppError::OneLoginPerRequest.into());
+        }
         let outcome = auth_service::login(
             state,
             state.clock.now(),

@@ -784,8 +784,9 @@ impl SettingsMutation {
     }
 
     /// Sets a user's own concurrent-session limit, 1–10; null (or omitted)
-    /// clears it. Administrators of a tenant the user is a member of, super
-    /// admins. Ignored while shared-device mode is on. Audited as
+    /// clears it. It applies in every tenant of the account, so: an
+    /// administrator of every tenant the user is a member of, or a super
+    /// admin. Ignored while shared-device mode is on. Audited as
     /// `UpdateUserSessionSettings` on `User:{id}`.
     async fn set_user_max_concurrent_sessions(
         &self,

@@ -8,13 +8,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, Union};
+use chrono::{DateTime, Duration, Utc};
 use entity::{guardian_link, user};
 use sea_orm::{DbErr, TransactionTrait};
 use uuid::Uuid;
 
-use super::{Membership, MembershipRole, School, Tenant, User};
+use super::{Invitation, Membership, MembershipRole, School, Tenant, User};
 use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::graphql::loaders::{
@@ -22,8 +22,10 @@ use crate::graphql::loaders::{
     TenantById, UserById,
 };
 use crate::services::admin::{
-    self as service, AccountRef, GuardianLinkFilter, NewUserInput, UserChangesInput, UserFilter,
+    self as service, AccountRef, CreatedAccount, GuardianLinkFilter, NewUserInput, PasswordCheck,
+    UserChangesInput, UserFilter,
 };
+use crate::services::invitations::with_tenant_names;
 use crate::services::login_policy::ended_event;
 use entity::session_log::SessionEndReason;
 
@@ -115,19 +117,22 @@ async fn prefetch_people(ctx: &Context<'_>, people: &[user::Model]) -> Result<()
         if people.is_empty() {
             continue;
         }
-        if look.field("school").exists() {
-            load_all(
-                ctx,
-                people
-                    .iter()
-                    .filter_map(|person| person.school_id)
-                    .map(SchoolById),
-            )
-            .await?;
-        }
         let memberships = look.field("memberships");
-        if look.field("role").exists() || memberships.exists() {
+        let school = look.field("school");
+        if look.field("role").exists() || school.exists() || memberships.exists() {
             let loaded = load_all(ctx, people.iter().map(|person| MembershipsOfUser(person.id))).await?;
+            let schools_shown = school.exists() || memberships.field("school").exists();
+            if schools_shown {
+                let active = ctx.scope().ok().map(|scope| scope.tenant_id);
+                let wanted = loaded
+                    .iter()
+                    .flatten()
+                    .filter(|row| memberships.field("school").exists() || Some(row.tenant_id) == active)
+                    .filter_map(|row| row.school_id)
+                    .map(SchoolById)
+                    .collect::<Vec<_>>();
+                load_all(ctx, wanted).await?;
+            }
             let tenant = memberships.field("tenant");
             if tenant.exists() {
                 let tenants: Vec<Uuid> = loaded.iter().flatten().map(|row| row.tenant_id).collect();
@@ -248,6 +253,17 @@ pub struct UpdateSchoolInput {
     pub name: String,
 }
 
+/// What `createUser` did: a new account (`User`), or, when the address has
+/// an account already, an invitation to it (`Invitation`), exactly as
+/// `inviteMember` answers.
+#[derive(Union)]
+pub enum CreateUserResult {
+    /// The new account.
+    User(User),
+    /// The existing account was invited instead.
+    Invitation(Invitation),
+}
+
 /// A new account and its membership in the active tenant.
 #[derive(InputObject)]
 pub struct CreateUserInput {
@@ -255,12 +271,13 @@ pub struct CreateUserInput {
     pub email: String,
     /// Display name, 1–255 characters.
     pub name: String,
-    /// Initial password, 8–128 characters.
+    /// Initial password: 8–128 characters, not one of the 10,000 most
+    /// common, not the e-mail address or the name.
     pub password: String,
     /// Role in the active tenant.
     #[graphql(default_with = "MembershipRole::Member")]
     pub role: MembershipRole,
-    /// A school of the active tenant.
+    /// The member's school: a school of the active tenant.
     pub school_id: Option<Uuid>,
     /// Whether the account administers the whole system (super admins only).
     #[graphql(default = false)]
@@ -270,15 +287,18 @@ pub struct CreateUserInput {
 /// Changes to an account; omitted fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateUserInput {
-    /// New login e-mail (administrators); trimmed and lower-cased, unique.
+    /// New login e-mail; trimmed and lower-cased, unique.
     pub email: Option<String>,
     /// New display name, 1–255 characters.
     pub name: Option<String>,
-    /// New school of the active tenant (administrators); `null` removes it.
+    /// The member's new school in the active tenant (administrators);
+    /// `null` removes it.
     pub school_id: MaybeUndefined<Uuid>,
-    /// New password, 8–128 characters.
+    /// New password: 8–128 characters, not one of the 10,000 most common,
+    /// not the e-mail address or the name.
     pub password: Option<String>,
-    /// Your current password: required to change your own password.
+    /// Your current password: required to change your own e-mail address
+    /// or password. Wrong guesses are throttled like logins.
     pub current_password: Option<String>,
 }
 
@@ -354,13 +374,16 @@ impl AdminMutation {
     }
 
     /// Creates an account and its membership in the active tenant, which
-    /// becomes its default tenant. Tenant admins; only a super admin may
-    /// create a super admin.
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
+    /// becomes its default tenant. When the address has an account already,
+    /// nothing about that account changes: it is invited instead, and the
+    /// answer is the `Invitation`, as from `inviteMember`. Tenant admins;
+    /// only a super admin may create a super admin.
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<CreateUserResult> {
         let scope = ctx.scope()?;
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
         let new = service::prepare_new_user(
+            &state.passwords,
             &scope,
             viewer,
             NewUserInput {
@@ -373,17 +396,29 @@ impl AdminMutation {
             },
         )
         .await?;
+        let ttl = Duration::hours(state.settings.invitations.ttl_hours);
         let txn = state.db.begin().await.map_err(AppError::from)?;
-        let account = service::create_user(&txn, state.clock.now(), &scope, new).await?;
+        let result = match service::create_user(&txn, state.clock.now(), &scope, ttl, new).await? {
+            CreatedAccount::Created(account) => CreateUserResult::User(User(account)),
+            CreatedAccount::Invited(invitation) => {
+                let view = with_tenant_names(&txn, vec![invitation])
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("the invitation vanished")))?;
+                CreateUserResult::Invitation(Invitation(view))
+            }
+        };
         txn.commit().await.map_err(AppError::from)?;
-        Ok(User(account))
+        Ok(result)
     }
 
-    /// Changes an account. A tenant admin: any field of a member of the
-    /// active tenant (e-mail and password only of accounts that belong to no
-    /// tenant they do not administer; never a super admin's). A super admin:
-    /// any account. Anyone: their own name and password (with
-    /// `currentPassword`).
+    /// Changes an account. Anyone: their own name, e-mail and password (the
+    /// last two with `currentPassword`). A tenant admin: the school of a
+    /// member of the active tenant; name, e-mail and password only of
+    /// accounts that belong to no tenant they do not administer, never a
+    /// super admin's. A super admin: any account. A new password ends the
+    /// account's other login sessions.
     async fn update_user(&self, ctx: &Context<'_>, id: Uuid, input: UpdateUserInput) -> Result<User> {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
@@ -395,8 +430,16 @@ impl AdminMutation {
             current_password: input.current_password,
         };
         let password_changes = changes.password.is_some();
-        let prepared = service::prepare_user_update(&state.db, viewer, id, changes).await?;
         let now = state.clock.now();
+        let client = ctx.client_info();
+        let check = PasswordCheck {
+            passwords: &state.passwords,
+            db: &state.db,
+            throttle: &state.settings.login_throttle,
+            now,
+            address: client.ip_address.as_deref(),
+        };
+        let prepared = service::prepare_user_update(check, viewer, id, changes).await?;
         let txn = state.db.begin().await.map_err(AppError::from)?;
         let account = service::update_user(&txn, viewer, id, prepared).await?;
         // A new password ends the account's other login sessions: whoever
@@ -423,19 +466,35 @@ impl AdminMutation {
         Ok(User(account))
     }
 
-    /// Deletes an account with its memberships, guardian links, sessions and
-    /// login sessions. Super admins only, not their own. Returns the id.
+    /// Deletes an account with its memberships, guardian links and
+    /// sessions. Its open login sessions end (`REVOKED`); they and its
+    /// tenant-context trail stay as the record of what it did, and the
+    /// deletion is audited. Super admins only, not their own. Returns the id.
     async fn delete_user(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
+        let now = state.clock.now();
         let txn = state.db.begin().await.map_err(AppError::from)?;
-        let deleted = service::delete_user(&txn, viewer, id).await?;
+        let (deleted, ended) = service::delete_user(&txn, now, viewer, id).await?;
         txn.commit().await.map_err(AppError::from)?;
+        for log in &ended {
+            state
+                .events
+                .publish(ended_event(
+                    log.id,
+                    log.user_id,
+                    SessionEndReason::Revoked,
+                    None,
+                    now,
+                ))
+                .await;
+        }
         Ok(deleted)
     }
 
-    /// Adds an existing account to the active tenant; it becomes the
-    /// account's default tenant when it has none. Tenant admins.
+    /// Adds an existing account to the active tenant directly; it becomes
+    /// the account's default tenant when it has none. Super admins only: a
+    /// tenant admin invites (`inviteMember`) and the account accepts.
     async fn add_membership(&self, ctx: &Context<'_>, input: AddMembershipInput) -> Result<Membership> {
         let scope = ctx.scope()?;
         let state = ctx.state()?;

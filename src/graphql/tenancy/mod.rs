@@ -15,12 +15,14 @@ use crate::services::tenancy as service;
 
 mod admin;
 mod context;
+mod invitations;
 
 pub use admin::{
-    AddMembershipInput, AdminMutation, AdminQuery, CreateSchoolInput, CreateUserInput, GuardianLink,
-    UpdateSchoolInput, UpdateTenantInput, UpdateUserInput,
+    AddMembershipInput, AdminMutation, AdminQuery, CreateSchoolInput, CreateUserInput, CreateUserResult,
+    GuardianLink, UpdateSchoolInput, UpdateTenantInput, UpdateUserInput,
 };
 pub use context::{TenantContextChange, TenantContextMutation, TenantContextQuery};
+pub use invitations::{Invitation, InvitationMutation, InvitationQuery};
 
 /// A user's role in a tenant.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -82,6 +84,17 @@ impl Membership {
     /// Whether it is the user's default tenant (applied at login).
     async fn is_default(&self) -> bool {
         self.0.is_default
+    }
+    /// The member's school in this tenant, if any.
+    async fn school_id(&self) -> Option<Uuid> {
+        self.0.school_id
+    }
+    /// The member's school in this tenant, if any (and you may see it).
+    async fn school(&self, ctx: &Context<'_>) -> Result<Option<School>> {
+        let Some(school_id) = self.0.school_id else {
+            return Ok(None);
+        };
+        Ok(ctx.load_one(SchoolById(school_id)).await?.map(School))
     }
 }
 
@@ -225,9 +238,21 @@ impl User {
     async fn is_super_admin(&self) -> bool {
         self.0.is_super_admin
     }
-    /// The user's school, if any (and in a tenant you may see).
+    /// The user's school in your active tenant, if any. A school belongs
+    /// to a membership: the same account may have another school in
+    /// another tenant (see `memberships`).
     async fn school(&self, ctx: &Context<'_>) -> Result<Option<School>> {
-        let Some(school_id) = self.0.school_id else {
+        let Ok(scope) = ctx.scope() else {
+            return Ok(None);
+        };
+        let school_id = ctx
+            .load_one(MembershipsOfUser(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .find(|membership| membership.tenant_id == scope.tenant_id)
+            .and_then(|membership| membership.school_id);
+        let Some(school_id) = school_id else {
             return Ok(None);
         };
         Ok(ctx.load_one(SchoolById(school_id)).await?.map(School))

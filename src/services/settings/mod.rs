@@ -136,7 +136,17 @@ async fn user_layers(
         Some(tenant_id) => cache.district(db, tenant_id).await?,
         None => None,
     };
-    let school = match (user.school_id, &district) {
+    // The school is the user's in this tenant (their membership's).
+    let school_id = match (tenant_id, &district) {
+        (Some(tenant_id), Some(_)) => tenant_membership::Entity::find()
+            .filter(tenant_membership::Column::UserId.eq(user.id))
+            .filter(tenant_membership::Column::TenantId.eq(tenant_id))
+            .one(db)
+            .await?
+            .and_then(|membership| membership.school_id),
+        _ => None,
+    };
+    let school = match (school_id, &district) {
         (Some(school_id), Some(_)) => cache
             .school(db, school_id)
             .await?
@@ -318,6 +328,8 @@ struct UserAccess {
     context: Option<Uuid>,
     /// The tenant a change is recorded under.
     audit_tenant: Option<Uuid>,
+    /// The user's school in `audit_tenant`.
+    school: Option<Uuid>,
     may_change: bool,
 }
 
@@ -388,11 +400,20 @@ async fn user_access(
             .filter(|active| administered.contains(active))
             .or_else(|| administered.first().copied())
     };
-    let may_change = viewer.is_super_admin || (!administered.is_empty() && !user.is_super_admin);
+    // The limit applies in every tenant of the account, so a tenant admin
+    // changes it only for accounts that belong to no tenant they do not
+    // administer.
+    let administers_all = !administered.is_empty() && administered.len() == memberships.len();
+    let may_change = viewer.is_super_admin || (administers_all && !user.is_super_admin);
+    let school = memberships
+        .iter()
+        .find(|membership| Some(membership.tenant_id) == audit_tenant)
+        .and_then(|membership| membership.school_id);
     Ok(UserAccess {
         user,
         context,
         audit_tenant,
+        school,
         may_change,
     })
 }
@@ -601,10 +622,10 @@ pub async fn change(
                 return Err(AppError::forbidden(if access.user.is_super_admin {
                     "only a super admin may change a super admin's session settings"
                 } else {
-                    "only an administrator of the user's district or a super admin may change their session settings"
+                    "this account also belongs to tenants you do not administer: only a super admin may change its session settings"
                 }));
             }
-            user_school = access.user.school_id;
+            user_school = access.school;
             access.audit_tenant
         }
     };

@@ -1,0 +1,141 @@
+//! Super administrators from the command line: the first one of a fresh
+//! install, and promoting or demoting later ones. Each change is audited
+//! (with no actor: the command line is whoever runs the server).
+
+use chrono::{DateTime, Utc};
+use entity::user;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
+};
+
+use crate::error::{AppError, AppResult};
+use crate::services::admin::{MAX_USER_NAME, normalize_email};
+use crate::services::audit::{self, AccountAction, AccountRecord};
+use crate::services::passwords::{check_new_password, hash_password};
+use crate::services::validation::required_name;
+
+/// Creates a super admin with `password` (checked by the password rules).
+/// An address that has an account already is refused: promote it instead.
+pub async fn create_admin(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    email: &str,
+    name: Option<&str>,
+    password: &str,
+) -> AppResult<user::Model> {
+    let email = normalize_email("--email", email)?;
+    let name = name
+        .map(|name| required_name("--name", name, MAX_USER_NAME))
+        .transpose()?;
+    check_new_password("password", password, &email, name.as_deref())?;
+    if find(db, &email).await?.is_some() {
+        return Err(AppError::Conflict(format!(
+            "{email} has an account already: make it a super admin with `session-manager promote --email {email}`"
+        )));
+    }
+    let account = user::ActiveModel {
+        email: Set(email),
+        name: Set(name),
+        password_hash: Set(hash_password(password)?),
+        is_super_admin: Set(true),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    record(
+        db,
+        now,
+        AccountAction::CreateSuperAdmin,
+        &account,
+        "created from the command line",
+    )
+    .await?;
+    Ok(account)
+}
+
+/// Makes the account of `email` a super admin; whether it changed.
+pub async fn promote(db: &impl ConnectionTrait, now: DateTime<Utc>, email: &str) -> AppResult<bool> {
+    let account = existing(db, email).await?;
+    if account.is_super_admin {
+        return Ok(false);
+    }
+    let mut change: user::ActiveModel = account.into();
+    change.is_super_admin = Set(true);
+    let account = change.update(db).await?;
+    record(
+        db,
+        now,
+        AccountAction::PromoteSuperAdmin,
+        &account,
+        "made a super admin from the command line",
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Takes super-admin rights from the account of `email`; whether it
+/// changed. The last super admin stays one: a system without any can be
+/// administered only through SQL.
+pub async fn demote(db: &impl ConnectionTrait, now: DateTime<Utc>, email: &str) -> AppResult<bool> {
+    let account = existing(db, email).await?;
+    if !account.is_super_admin {
+        return Ok(false);
+    }
+    let others = user::Entity::find()
+        .filter(user::Column::IsSuperAdmin.eq(true))
+        .filter(user::Column::Id.ne(account.id))
+        .count(db)
+        .await?;
+    if others == 0 {
+        return Err(AppError::Conflict(
+            "this is the last super admin: create or promote another one first".to_owned(),
+        ));
+    }
+    let mut change: user::ActiveModel = account.into();
+    change.is_super_admin = Set(false);
+    let account = change.update(db).await?;
+    record(
+        db,
+        now,
+        AccountAction::DemoteSuperAdmin,
+        &account,
+        "super-admin rights removed from the command line",
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn find(db: &impl ConnectionTrait, email: &str) -> AppResult<Option<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(db)
+        .await?)
+}
+
+async fn existing(db: &impl ConnectionTrait, email: &str) -> AppResult<user::Model> {
+    let email = normalize_email("--email", email)?;
+    find(db, &email)
+        .await?
+        .ok_or_else(|| AppError::bad_input("--email", format!("no account has the address {email}")))
+}
+
+async fn record(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    action: AccountAction,
+    account: &user::Model,
+    details: &str,
+) -> AppResult<()> {
+    audit::write(
+        db,
+        now,
+        AccountRecord {
+            tenant_id: None,
+            actor_id: None,
+            action,
+            resource: format!("User:{}", account.id),
+            details: format!("{} {details}", account.email),
+        },
+    )
+    .await
+}
