@@ -64,3 +64,100 @@ fn an_unknown_config_key_stops_the_binary_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("bnid"), "{stderr}");
 }
+
+/// Runs the binary on `url` with `stdin`; the status, stdout and stderr.
+fn run_with_input(dir: &std::path::Path, url: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(BINARY)
+        .args(args)
+        .current_dir(dir)
+        .env("DATABASE_URL", url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_fresh_install_gets_its_first_super_admin_from_the_command_line() {
+    use entity::{audit_log, user};
+    use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("admin.db").display());
+    let create = ["create-admin", "--email", "Root@Example.org", "--name", "Root"];
+
+    let (ok, _, stderr) = run_with_input(dir.path(), &url, &create, "password1\n");
+    assert!(!ok, "a common password is refused");
+    assert!(stderr.contains("most common"), "{stderr}");
+    let (ok, _, stderr) = run_with_input(dir.path(), &url, &create, "");
+    assert!(!ok && stderr.contains("standard input"), "{stderr}");
+
+    let (ok, stdout, stderr) = run_with_input(dir.path(), &url, &create, "a long and unusual one\n");
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("root@example.org"), "{stdout}");
+    let (ok, _, stderr) = run_with_input(dir.path(), &url, &create, "a long and unusual one\n");
+    assert!(!ok && stderr.contains("promote"), "an existing address: {stderr}");
+
+    // The last super admin cannot be demoted; a promoted second one can.
+    let (ok, _, stderr) = run_with_input(dir.path(), &url, &["demote", "--email", "root@example.org"], "");
+    assert!(!ok && stderr.contains("last super admin"), "{stderr}");
+    let db = Database::connect(&url).await.unwrap();
+    let root = user::Entity::find()
+        .filter(user::Column::Email.eq("root@example.org"))
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(root.is_super_admin);
+    assert_eq!(root.name.as_deref(), Some("Root"));
+    assert!(session_manager::services::passwords::verify_password(
+        "a long and unusual one",
+        &root.password_hash
+    ));
+    let second = user::ActiveModel {
+        email: sea_orm::Set("second@example.org".to_owned()),
+        password_hash: sea_orm::Set(root.password_hash.clone()),
+        ..Default::default()
+    };
+    sea_orm::ActiveModelTrait::insert(second, &db).await.unwrap();
+    let (ok, stdout, stderr) = run_with_input(
+        dir.path(),
+        &url,
+        &["promote", "--email", "second@example.org"],
+        "",
+    );
+    assert!(ok && stdout.contains("is now"), "{stderr}");
+    let (ok, stdout, stderr) =
+        run_with_input(dir.path(), &url, &["demote", "--email", "root@example.org"], "");
+    assert!(ok && stdout.contains("is no longer"), "{stderr}");
+    let (ok, _, stderr) = run_with_input(
+        dir.path(),
+        &url,
+        &["promote", "--email", "nobody@example.org"],
+        "",
+    );
+    assert!(!ok && stderr.contains("no account"), "{stderr}");
+
+    let actions: Vec<String> = audit_log::Entity::find()
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.action)
+        .collect();
+    assert_eq!(
+        actions,
+        ["CreateSuperAdmin", "PromoteSuperAdmin", "DemoteSuperAdmin"]
+    );
+    db.close().await.unwrap();
+}

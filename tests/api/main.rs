@@ -29,5 +29,6 @@ mod sessions;
 mod settings;
 mod subscriptions;
 mod tenant_context;
+mod throttling;
 mod websocket;
 mod ws_client;

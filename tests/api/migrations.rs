@@ -179,7 +179,81 @@ async fn timestamps_are_set_on_insert_and_moved_on_update(backend: Backend) {
     assert!(after.updated_at > before.updated_at);
 }
 
+/// The school moves from the account to its membership in the school's own
+/// tenant (`m20261202_000014`), and back on the way down.
+async fn the_school_of_an_account_moves_to_its_membership_in_that_schools_tenant(backend: Backend) {
+    use entity::tenant_membership::MembershipRole;
+    use entity::{school, tenant, tenant_membership, user};
+
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    Migrator::down(&db, Some(4)).await.unwrap();
+    let district = tenant::ActiveModel {
+        name: Set("District".to_owned()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let other = tenant::ActiveModel {
+        name: Set("Other".to_owned()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let north = school::ActiveModel {
+        tenant_id: Set(district.id),
+        name: Set("North".to_owned()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    // The entity no longer has `users.school_id`: insert, then set it.
+    let pupil = user::ActiveModel {
+        email: Set("pupil@example.test".to_owned()),
+        password_hash: Set("x".to_owned()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    db.execute_unprepared("UPDATE users SET school_id = (SELECT id FROM schools)")
+        .await
+        .unwrap();
+    // Raw SQL, because the entity now has a column the old table lacks;
+    // each membership borrows its tenant's id as its own (unique, and
+    // portable across both backends' UUID storage).
+    for (tenant_id, is_default) in [(district.id, true), (other.id, false)] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO tenant_memberships (id, user_id, tenant_id, role, is_default, created_at, updated_at) \
+             SELECT (SELECT id FROM tenants WHERE name = '{name}'), users.id, tenants.id, 'member', {is_default}, \
+             users.created_at, users.created_at FROM users, tenants WHERE tenants.name = '{name}'",
+            name = if tenant_id == district.id { "District" } else { "Other" },
+        ))
+        .await
+        .unwrap();
+    }
+    Migrator::up(&db, None).await.unwrap();
+    let memberships = tenant_membership::Entity::find()
+        .filter(tenant_membership::Column::UserId.eq(pupil.id))
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(memberships.len(), 2);
+    for membership in memberships {
+        let expected = (membership.tenant_id == district.id).then_some(north.id);
+        assert_eq!(
+            membership.school_id, expected,
+            "only the school's own tenant gets it"
+        );
+        assert_eq!(membership.role, MembershipRole::Member);
+    }
+}
+
 backend_tests!(
+    the_school_of_an_account_moves_to_its_membership_in_that_schools_tenant,
     migrations_go_down_and_up_again,
     a_duplicate_module_position_is_rejected,
     an_unknown_status_is_rejected,
