@@ -70,6 +70,15 @@ pub enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Lifts a login lockout (for when no super admin can log in).
+    Unlock {
+        /// The locked e-mail address.
+        #[arg(long, required_unless_present = "address")]
+        email: Option<String>,
+        /// A slowed-down client address.
+        #[arg(long)]
+        address: Option<String>,
+    },
 }
 
 /// Migration actions.
@@ -188,6 +197,19 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             txn.commit().await?;
             let outcome = if changed { "is no longer" } else { "was not" };
             writeln!(stdout, "{} {outcome} a super admin", email.trim().to_lowercase())?;
+        }
+        Command::Unlock { email, address } => {
+            let db = crate::db::connect(&settings.database).await?;
+            let txn = db.begin().await?;
+            let lifted = super_admins::unlock(&txn, Utc::now(), email.as_deref(), address.as_deref())
+                .await
+                .map_err(AppError::into_anyhow)?;
+            txn.commit().await?;
+            writeln!(
+                stdout,
+                "{}",
+                if lifted { "unlocked" } else { "nothing was locked" }
+            )?;
         }
         Command::SeedDemo => {
             let db = crate::db::connect(&settings.database).await?;

@@ -88,8 +88,9 @@ impl Default for PasswordSettings {
 /// Throttling of failed password checks (logins, and the current password
 /// of `updateUser`), counted in the database so that every instance shares
 /// the counts. An e-mail address is locked after a few failures; a client
-/// address is only slowed down, after many, so that one child behind a
-/// school's shared address does not lock out the school.
+/// address is only slowed down, after many, to one check per interval, so
+/// that one child behind a school's shared address cannot lock out the
+/// school.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoginThrottleSettings {
@@ -103,10 +104,10 @@ pub struct LoginThrottleSettings {
     pub email_lockout_secs: i64,
     /// Failures per client address before it is slowed down. Default 100.
     pub address_max_failures: i32,
-    /// The first delay imposed on a client address, in seconds; each further
-    /// failure doubles it. Default 1.
-    pub address_delay_secs: i64,
-    /// The longest lockout or delay, in seconds. Default 900.
+    /// While a client address is slowed down, it gets one password check
+    /// per this many seconds (right or wrong); others wait. Default 1.
+    pub address_interval_secs: i64,
+    /// The longest lockout of an e-mail address, in seconds. Default 900.
     pub max_lockout_secs: i64,
 }
 
@@ -117,7 +118,7 @@ impl Default for LoginThrottleSettings {
             email_max_failures: 5,
             email_lockout_secs: 30,
             address_max_failures: 100,
-            address_delay_secs: 1,
+            address_interval_secs: 1,
             max_lockout_secs: 900,
         }
     }
@@ -597,16 +598,15 @@ impl Settings {
         if throttle.email_max_failures < 1
             || throttle.address_max_failures < 1
             || throttle.email_lockout_secs < 1
-            || throttle.address_delay_secs < 1
+            || throttle.address_interval_secs < 1
         {
             return Err(ConfigError::OutOfRange(
                 "login_throttle: failures and lockouts must be at least 1".to_owned(),
             ));
         }
-        if throttle.max_lockout_secs < throttle.email_lockout_secs.max(throttle.address_delay_secs) {
+        if throttle.max_lockout_secs < throttle.email_lockout_secs {
             return Err(ConfigError::OutOfRange(
-                "login_throttle.max_lockout_secs must be at least email_lockout_secs and address_delay_secs"
-                    .to_owned(),
+                "login_throttle.max_lockout_secs must be at least email_lockout_secs".to_owned(),
             ));
         }
         if throttle.window_secs < throttle.max_lockout_secs {

@@ -18,6 +18,10 @@ pub struct Model {
     /// The invited address, normalised (trimmed, lower-case).
     #[sea_orm(column_type = "String(StringLen::N(320))")]
     pub email: String,
+    /// The account that had the address when the invitation was sent: the
+    /// only one that may answer it (`ON DELETE CASCADE`). `None`: the
+    /// address had no account, and nobody can accept.
+    pub invitee_id: Option<Uuid>,
     /// The role the invitee would have.
     pub role: MembershipRole,
     /// The school the invitee would have in the tenant (`ON DELETE SET NULL`).

@@ -1,5 +1,7 @@
 //! `invitations`: an administrator's invitation of an e-mail address into a
-//! tenant, open until accepted, declined, revoked or expired. Answered
+//! tenant, open until accepted, declined, revoked or expired. It belongs to
+//! the account that had the address when it was sent (`invitee_id`; none:
+//! nobody can accept it), not to whoever has the address later. Answered
 //! invitations are deleted (the answer is in `audit_logs`), so one open
 //! invitation per tenant and address is a plain unique key.
 
@@ -20,6 +22,7 @@ pub(crate) enum Invitations {
     Id,
     TenantId,
     Email,
+    InviteeId,
     Role,
     SchoolId,
     InvitedById,
@@ -42,6 +45,7 @@ impl MigrationTrait for Migration {
                     .col(uuid_pk(Invitations::Id))
                     .col(ColumnDef::new(Invitations::TenantId).uuid().not_null())
                     .col(ColumnDef::new(Invitations::Email).string_len(320).not_null())
+                    .col(ColumnDef::new(Invitations::InviteeId).uuid().null())
                     .col(ColumnDef::new(Invitations::Role).text().not_null())
                     .col(ColumnDef::new(Invitations::SchoolId).uuid().null())
                     .col(ColumnDef::new(Invitations::InvitedById).uuid().null())
@@ -57,6 +61,13 @@ impl MigrationTrait for Migration {
                             .name("fk_invitations_tenant_id")
                             .from(Invitations::Table, Invitations::TenantId)
                             .to(Tenants::Table, Tenants::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_invitations_invitee_id")
+                            .from(Invitations::Table, Invitations::InviteeId)
+                            .to(Users::Table, Users::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )
                     .foreign_key(
@@ -86,12 +97,12 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        // The invitee's list: by address, whatever the tenant.
+        // The invitee's list, whatever the tenant.
         manager
             .create_index(index(
-                "idx_invitations_email",
+                "idx_invitations_invitee_id",
                 Invitations::Table,
-                [Invitations::Email],
+                [Invitations::InviteeId],
             ))
             .await?;
         manager

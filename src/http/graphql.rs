@@ -327,25 +327,28 @@ fn response_json(response: &Response, request_error: bool) -> serde_json::Value 
 /// The client's user agent and address. Behind a trusted proxy the first
 /// `X-Forwarded-For` entry is the client.
 pub fn client_info(headers: &HeaderMap, peer: SocketAddr, trust_forwarded: bool) -> ClientInfo {
-    let forwarded = trust_forwarded
-        .then(|| {
-            headers
-                .get("x-forwarded-for")
-                .and_then(|value| value.to_str().ok())
-        })
-        .flatten()
-        // The right-most entry is the one the trusted proxy appended; the
-        // ones before it are whatever the client sent.
-        .and_then(|value| value.rsplit(',').next())
-        .map(|value| value.trim().to_owned())
-        .filter(|value| !value.is_empty());
+    let forwarded = trust_forwarded.then(|| forwarded_client(headers)).flatten();
     ClientInfo {
         user_agent: headers
             .get(USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned),
-        ip_address: Some(forwarded.unwrap_or_else(|| peer.ip().to_string())),
+        ip_address: Some(forwarded.unwrap_or_else(|| peer.ip()).to_string()),
     }
+}
+
+/// The client address a trusted proxy appended to `X-Forwarded-For`: the
+/// right-most entry of the last header line (proxies may add a line of
+/// their own; the entries before theirs are whatever the client sent). An
+/// entry with a port (`1.2.3.4:5678`, `[::1]:80`) counts by its address;
+/// one that is no address at all is ignored, and the peer counts instead.
+fn forwarded_client(headers: &HeaderMap) -> Option<std::net::IpAddr> {
+    let line = headers.get_all("x-forwarded-for").iter().next_back()?;
+    let entry = line.to_str().ok()?.rsplit(',').next()?.trim();
+    entry
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|socket| socket.ip()))
 }
 
 fn is_mutation(request: &Request, max_nesting: usize) -> bool {
@@ -397,6 +400,37 @@ fn coded_error_body(status: StatusCode, media: ResponseMedia, message: &str, cod
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_address_is_what_the_trusted_proxy_appended() {
+        let peer: SocketAddr = ([10, 0, 0, 1], 443).into();
+        let with = |lines: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for line in lines {
+                if let Ok(value) = HeaderValue::from_str(line) {
+                    headers.append("x-forwarded-for", value);
+                }
+            }
+            client_info(&headers, peer, true).ip_address.unwrap_or_default()
+        };
+        assert_eq!(with(&["6.6.6.6, 203.0.113.7"]), "203.0.113.7");
+        assert_eq!(
+            with(&["6.6.6.6", "203.0.113.7"]),
+            "203.0.113.7",
+            "a proxy's own line"
+        );
+        assert_eq!(with(&["203.0.113.7:5123"]), "203.0.113.7");
+        assert_eq!(with(&["[2001:db8::1]:80"]), "2001:db8::1");
+        assert_eq!(with(&["not an address"]), "10.0.0.1", "the peer then");
+        assert_eq!(with(&[]), "10.0.0.1");
+        let mut spoofed = HeaderMap::new();
+        spoofed.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+        assert_eq!(
+            client_info(&spoofed, peer, false).ip_address.as_deref(),
+            Some("10.0.0.1"),
+            "untrusted headers are ignored"
+        );
+    }
 
     fn accept(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -488,8 +488,17 @@ pub async fn create_user(
                 "this account is already a member of the tenant: change its role instead".to_owned(),
             ));
         }
-        let invited =
-            open_invitation(db, now, scope, invitation_ttl, new.email, new.role, new.school_id).await?;
+        let invited = open_invitation(
+            db,
+            now,
+            scope,
+            invitation_ttl,
+            new.email,
+            Some(existing.id),
+            new.role,
+            new.school_id,
+        )
+        .await?;
         return Ok(CreatedAccount::Invited(invited));
     }
     let account = user::ActiveModel {
@@ -631,7 +640,7 @@ async fn authorize_user_update(
 }
 
 /// Whether every membership of `user_id` is in a tenant `admin_id` administers.
-async fn administers_every_tenant_of(
+pub(crate) async fn administers_every_tenant_of(
     db: &impl ConnectionTrait,
     admin_id: Uuid,
     user_id: Uuid,
@@ -674,7 +683,7 @@ pub async fn verify_current_password(
     current: String,
 ) -> AppResult<bool> {
     let keys = throttle::keys_for(&account.email, check.address);
-    let admission = throttle::admit(check.db, check.now, keys).await?;
+    let admission = throttle::admit(check.db, check.throttle, check.now, keys).await?;
     let matches = check
         .passwords
         .verify(current, account.password_hash.clone())
@@ -682,45 +691,9 @@ pub async fn verify_current_password(
     if matches {
         throttle::succeeded(check.db, &admission).await?;
     } else {
-        let lockouts = throttle::failed(check.db, check.throttle, check.now, &admission).await?;
-        audit_lockouts(check.db, check.now, Some(account), &lockouts).await?;
+        throttle::failed(check.db, check.throttle, check.now, &admission, Some(account.id)).await?;
     }
     Ok(matches)
-}
-
-/// Audits the lockouts a failed check started.
-pub async fn audit_lockouts(
-    db: &impl ConnectionTrait,
-    now: DateTime<Utc>,
-    account: Option<&user::Model>,
-    lockouts: &[(throttle::KeyKind, DateTime<Utc>)],
-) -> AppResult<()> {
-    for (kind, until) in lockouts {
-        let (resource, what) = match (kind, account) {
-            (throttle::KeyKind::Email, Some(account)) => {
-                (format!("User:{}", account.id), "the e-mail address")
-            }
-            (throttle::KeyKind::Email, None) => ("Login".to_owned(), "an e-mail address without an account"),
-            (throttle::KeyKind::Address, _) => ("Login".to_owned(), "a client address"),
-        };
-        audit::write(
-            db,
-            now,
-            AccountRecord {
-                tenant_id: None,
-                actor_id: None,
-                action: AccountAction::LoginLockout,
-                resource,
-                details: format!(
-                    "failed password checks locked {what} until {}",
-                    until.to_rfc3339()
-                ),
-            },
-        )
-        .await?;
-        tracing::warn!(kind = ?kind, until = %until, "login lockout");
-    }
-    Ok(())
 }
 
 /// Checks that the viewer may make the changes and that they are valid,

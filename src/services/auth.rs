@@ -18,7 +18,6 @@ use crate::auth::{Identity, ServiceCredentials, TokenKeys, UserIdentity, bearer_
 use crate::config::AuthSettings;
 use crate::error::{AppError, AppResult};
 use crate::graphql::AppState;
-use crate::services::admin::audit_lockouts;
 use crate::services::login_policy::{admit_login, deadline, expire_if_due};
 use crate::services::passwords::PasswordPool;
 use crate::services::settings::effective_for;
@@ -109,7 +108,7 @@ pub async fn login(
     // Counted before anything is looked up, so that an address without an
     // account is throttled exactly like one with.
     let keys = throttle::keys_for(&email, client.ip_address.as_deref());
-    let admission = throttle::admit(db, now, keys).await?;
+    let admission = throttle::admit(db, &state.settings.login_throttle, now, keys).await?;
     let account = user::Entity::find()
         .filter(user::Column::Email.eq(&email))
         .one(db)
@@ -124,8 +123,8 @@ pub async fn login(
     let account = match account {
         Some(account) if matches => account,
         other => {
-            let lockouts = throttle::failed(db, &state.settings.login_throttle, now, &admission).await?;
-            audit_lockouts(db, now, other.as_ref(), &lockouts).await?;
+            let account_id = other.as_ref().map(|account| account.id);
+            throttle::failed(db, &state.settings.login_throttle, now, &admission, account_id).await?;
             return Err(AppError::Unauthenticated("invalid e-mail or password".to_owned()));
         }
     };

@@ -6,6 +6,11 @@
 //! an account, and `createUser` with a taken address invites it instead of
 //! failing, so neither tells an administrator that an account exists.
 //! Invitations expire; answered ones are deleted and the answer audited.
+//!
+//! An invitation belongs to the account that had the address when it was
+//! sent, not to the address: an account that takes the address later (an
+//! e-mail change, a new account) cannot answer it. One sent to an address
+//! without an account looks the same but can never be accepted; it lapses.
 
 use chrono::{DateTime, Duration, Utc};
 use entity::tenant_membership::MembershipRole;
@@ -86,17 +91,23 @@ pub async fn invite(
     {
         return Err(already_member());
     }
-    open_invitation(db, now, scope, ttl, email, input.role, input.school_id).await
+    let invitee = account.map(|account| account.id);
+    open_invitation(db, now, scope, ttl, email, invitee, input.role, input.school_id).await
 }
 
-/// Writes (or refreshes) the open invitation of `email` into the active
-/// tenant and audits it.
+/// Writes (or refreshes) the open invitation of `email` — the account
+/// `invitee` has it now, if any — into the active tenant and audits it.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "every argument is one field of the invitation or the context it is written in"
+)]
 pub async fn open_invitation(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     scope: &Scope,
     ttl: Duration,
     email: String,
+    invitee: Option<Uuid>,
     role: MembershipRole,
     school_id: Option<Uuid>,
 ) -> AppResult<invitation::Model> {
@@ -109,6 +120,7 @@ pub async fn open_invitation(
     let saved = match existing {
         Some(existing) => {
             let mut change: invitation::ActiveModel = existing.into();
+            change.invitee_id = Set(invitee);
             change.role = Set(role);
             change.school_id = Set(school_id);
             change.invited_by_id = Set(Some(scope.user_id));
@@ -120,6 +132,7 @@ pub async fn open_invitation(
             invitation::ActiveModel {
                 tenant_id: Set(scope.tenant_id),
                 email: Set(email.clone()),
+                invitee_id: Set(invitee),
                 role: Set(role),
                 school_id: Set(school_id),
                 invited_by_id: Set(Some(scope.user_id)),
@@ -187,7 +200,7 @@ pub async fn list_mine(
     account: &user::Model,
 ) -> AppResult<Vec<invitation::Model>> {
     Ok(invitation::Entity::find()
-        .filter(invitation::Column::Email.eq(&account.email))
+        .filter(invitation::Column::InviteeId.eq(account.id))
         .filter(invitation::Column::ExpiresAt.gt(now))
         .order_by_desc(invitation::Column::CreatedAt)
         .order_by_asc(invitation::Column::Id)
@@ -205,7 +218,7 @@ async fn mine(
     id: Uuid,
 ) -> AppResult<invitation::Model> {
     invitation::Entity::find_by_id(id)
-        .filter(invitation::Column::Email.eq(&account.email))
+        .filter(invitation::Column::InviteeId.eq(account.id))
         .filter(invitation::Column::ExpiresAt.gt(now))
         .one(db)
         .await?

@@ -1,5 +1,6 @@
 //! Super administrators from the command line: the first one of a fresh
-//! install, and promoting or demoting later ones. Each change is audited
+//! install, promoting or demoting later ones, and lifting a lockout when no
+//! super admin can log in. Each change is audited
 //! (with no actor: the command line is whoever runs the server).
 
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use crate::error::{AppError, AppResult};
 use crate::services::admin::{MAX_USER_NAME, normalize_email};
 use crate::services::audit::{self, AccountAction, AccountRecord};
 use crate::services::passwords::{check_new_password, hash_password};
+use crate::services::throttle::{self, ThrottleKey};
 use crate::services::validation::required_name;
 
 /// Creates a super admin with `password` (checked by the password rules).
@@ -103,6 +105,40 @@ pub async fn demote(db: &impl ConnectionTrait, now: DateTime<Utc>, email: &str) 
     )
     .await?;
     Ok(true)
+}
+
+/// Lifts the lockout of an e-mail address and/or the slow-down of a client
+/// address, from the command line; whether anything was locked.
+pub async fn unlock(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    email: Option<&str>,
+    address: Option<&str>,
+) -> AppResult<bool> {
+    let mut lifted = false;
+    let mut what = Vec::new();
+    if let Some(email) = email {
+        let email = normalize_email("--email", email)?;
+        lifted |= throttle::clear(db, &ThrottleKey::email(&email)).await?;
+        what.push(email);
+    }
+    if let Some(address) = address {
+        lifted |= throttle::clear(db, &ThrottleKey::address(address)).await?;
+        what.push(address.trim().to_owned());
+    }
+    audit::write(
+        db,
+        now,
+        AccountRecord {
+            tenant_id: None,
+            actor_id: None,
+            action: AccountAction::UnlockLogin,
+            resource: "Login".to_owned(),
+            details: format!("{} unlocked from the command line", what.join(" and ")),
+        },
+    )
+    .await?;
+    Ok(lifted)
 }
 
 async fn find(db: &impl ConnectionTrait, email: &str) -> AppResult<Option<user::Model>> {

@@ -122,7 +122,7 @@ async fn may_be_tenantless(
         return Ok(true);
     }
     Ok(invitation::Entity::find()
-        .filter(invitation::Column::Email.eq(&user.email))
+        .filter(invitation::Column::InviteeId.eq(user.id))
         .filter(invitation::Column::ExpiresAt.gt(now))
         .count(db)
         .await?

@@ -6,14 +6,16 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 
 use crate::auth::UserIdentity;
 use crate::error::{AppError, AppResult};
-use crate::services::admin::normalize_email;
+use crate::services::admin::{administers_every_tenant_of, normalize_email};
 use crate::services::audit::{self, AccountAction, AccountRecord};
 use crate::services::scope::Scope;
 use crate::services::throttle::{self, ThrottleKey};
 
 /// Lifts the lockout of `email`. A super admin: any address. A tenant
-/// admin: an address of a member of the active tenant (others read as
-/// `NOT_FOUND`, as the member list would).
+/// admin: the address of a member of the active tenant (others read as
+/// `NOT_FOUND`, as the member list would) whose every tenant they
+/// administer and who is no super admin — otherwise an administrator could
+/// wipe the count of someone else's account between guesses.
 pub async fn unlock_email(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
@@ -40,8 +42,13 @@ pub async fn unlock_email(
             }
             None => false,
         };
-        if !member {
+        let Some(target) = account.as_ref().filter(|_| member) else {
             return Err(AppError::NotFound { resource: "user" });
+        };
+        if target.is_super_admin || !administers_every_tenant_of(db, viewer.user_id, target.id).await? {
+            return Err(AppError::forbidden(
+                "this account also belongs to tenants you do not administer (or is a super admin's): only a super admin may lift its lockout",
+            ));
         }
         Some(scope.tenant_id)
     };

@@ -41,6 +41,7 @@ mutation($g: UUID!, $u: UUID!) { createGuardianLink(guardianId: $g, userId: $u) 
 const SET_USER_LIMIT: &str = r#"
 mutation($id: UUID!) { setUserMaxConcurrentSessions(userId: $id, value: 2) { __typename } }"#;
 const CREATE_SCHOOL: &str = "mutation($n: String!) { createSchool(input: { name: $n }) { id } }";
+const START_SESSION: &str = "mutation($u: UUID!) { startSession(userId: $u) { id } }";
 const SWITCH: &str = "mutation($t: UUID!) { switchTenant(tenantId: $t) { role } }";
 
 /// The first error's code, asserting there is one.
@@ -105,6 +106,11 @@ async fn an_admin_reaches_an_account_of_another_tenant_only_through_an_invitatio
     assert_eq!(
         code_of(&app, &admin, SET_USER_LIMIT, json!({ "id": beta_user })).await,
         "NOT_FOUND"
+    );
+    assert_eq!(
+        code_of(&app, &admin, START_SESSION, json!({ "u": beta_user })).await,
+        "NOT_FOUND",
+        "no session for someone who is not a member"
     );
 
     // An invitation answers the same whether or not the address has an account.
@@ -500,7 +506,74 @@ async fn new_passwords_must_not_be_common_or_the_accounts_own_name(backend: Back
     assert_eq!(error["extensions"]["field"], "password");
 }
 
+async fn an_invitation_belongs_to_the_account_that_had_the_address_not_to_the_address(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let admin = world.login(&app, "admin").await;
+    let other_admin = world.login(&app, "other_admin").await;
+
+    // Invited while the address has no account: whoever creates one later
+    // cannot answer it.
+    let unclaimed = app
+        .ok_as(
+            &admin,
+            INVITE,
+            json!({ "input": { "email": "head@example.test", "role": "ADMIN" } }),
+        )
+        .await["inviteMember"]["id"]
+        .clone();
+    let created = app
+        .ok_as(
+            &other_admin,
+            CREATE_USER,
+            json!({ "input": { "email": "head@example.test", "name": "Late", "password": "a password of mine" } }),
+        )
+        .await;
+    assert_eq!(created["createUser"]["__typename"], "User");
+    let late = app.login("head@example.test", "a password of mine").await;
+    assert_eq!(
+        app.ok_as(&late, MY_INVITATIONS, json!({})).await["myInvitations"],
+        json!([])
+    );
+    assert_eq!(
+        code_of(&app, &late, ACCEPT, json!({ "id": unclaimed })).await,
+        "NOT_FOUND"
+    );
+
+    // Invited with an account: it stays that account's when the address moves.
+    let invited = app
+        .ok_as(
+            &admin,
+            INVITE,
+            json!({ "input": { "email": email("beta_user") } }),
+        )
+        .await["inviteMember"]["id"]
+        .clone();
+    let beta_token = world.login(&app, "beta_user").await;
+    app.ok_as(
+        &beta_token,
+        UPDATE_USER,
+        json!({ "id": world.users["beta_user"], "input": { "email": "moved@example.test", "currentPassword": PASSWORD } }),
+    )
+    .await;
+    let newcomer = app
+        .ok_as(
+            &other_admin,
+            CREATE_USER,
+            json!({ "input": { "email": email("beta_user"), "name": "Newcomer", "password": "another password" } }),
+        )
+        .await;
+    assert_eq!(newcomer["createUser"]["__typename"], "User");
+    let newcomer = app.login(&email("beta_user"), "another password").await;
+    assert_eq!(
+        code_of(&app, &newcomer, ACCEPT, json!({ "id": invited })).await,
+        "NOT_FOUND"
+    );
+    app.ok_as(&beta_token, ACCEPT, json!({ "id": invited })).await;
+}
+
 backend_tests!(
+    an_invitation_belongs_to_the_account_that_had_the_address_not_to_the_address,
     an_admin_reaches_an_account_of_another_tenant_only_through_an_invitation_it_accepts,
     invitations_can_be_declined_revoked_or_left_to_expire,
     an_account_left_without_a_tenant_can_still_log_in_to_answer_its_invitation,

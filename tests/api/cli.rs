@@ -148,6 +148,10 @@ async fn a_fresh_install_gets_its_first_super_admin_from_the_command_line() {
     );
     assert!(!ok && stderr.contains("no account"), "{stderr}");
 
+    let (ok, stdout, stderr) =
+        run_with_input(dir.path(), &url, &["unlock", "--email", "root@example.org"], "");
+    assert!(ok && stdout.contains("nothing was locked"), "{stderr}");
+
     let actions: Vec<String> = audit_log::Entity::find()
         .all(&db)
         .await
@@ -157,7 +161,12 @@ async fn a_fresh_install_gets_its_first_super_admin_from_the_command_line() {
         .collect();
     assert_eq!(
         actions,
-        ["CreateSuperAdmin", "PromoteSuperAdmin", "DemoteSuperAdmin"]
+        [
+            "CreateSuperAdmin",
+            "PromoteSuperAdmin",
+            "DemoteSuperAdmin",
+            "UnlockLogin"
+        ]
     );
     db.close().await.unwrap();
 }
