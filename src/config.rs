@@ -138,6 +138,17 @@ impl Default for InvitationSettings {
     }
 }
 
+/// What a login does when the user already has the most login sessions allowed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConcurrentSessionPolicy {
+    /// End the oldest login sessions to make room (the default).
+    #[default]
+    EvictOldest,
+    /// Refuse the new login.
+    Reject,
+}
+
 /// Background jobs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -321,7 +332,7 @@ pub struct AuthSettings {
     /// When a login would exceed the effective concurrent-session limit:
     /// `evict_oldest` (end the oldest login sessions, the default) or
     /// `reject` (refuse the login with CONFLICT).
-    pub concurrent_session_policy: crate::services::login_policy::ConcurrentSessionPolicy,
+    pub concurrent_session_policy: ConcurrentSessionPolicy,
     /// Credentials of other services (lock manager, notification service),
     /// which may only ask whether a session is active and read its config.
     pub services: Vec<ServiceCredential>,
@@ -333,7 +344,7 @@ impl Default for AuthSettings {
             token_secret: None,
             token_ttl_minutes: 24 * 60,
             last_seen_resolution_secs: 60,
-            concurrent_session_policy: crate::services::login_policy::ConcurrentSessionPolicy::EvictOldest,
+            concurrent_session_policy: ConcurrentSessionPolicy::EvictOldest,
             services: Vec::new(),
         }
     }

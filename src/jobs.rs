@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use crate::error::AppResult;
 use crate::events::Event;
-use crate::graphql::AppState;
 use crate::services::login_policy::expire_if_due;
 use crate::services::sessions::expire_due;
 use crate::services::settings::effective_for;
+use crate::state::AppState;
 
 /// Most sessions one sweep expires; the next sweep takes the rest.
 const SWEEP_BATCH: u64 = 500;

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod seed;
 pub mod services;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 
 pub use error::AppError;

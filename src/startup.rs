@@ -13,12 +13,13 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::events::EventBus;
-use crate::graphql::{AppState, build_schema};
+use crate::graphql::build_schema;
 use crate::http::{HttpState, router};
 use crate::jobs::spawn_expiry_sweeper;
 use crate::services::auth::Authenticator;
 use crate::services::passwords::PasswordPool;
 use crate::services::settings::SettingsCache;
+use crate::state::AppState;
 
 /// Observes every SQL statement the application runs (tests count them).
 pub type StatementObserver = Arc<dyn Fn(&sea_orm::metric::Info<'_>) + Send + Sync>;

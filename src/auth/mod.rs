@@ -14,6 +14,13 @@ use uuid::Uuid;
 use crate::config::AuthSettings;
 pub use tokens::{Claims, TokenKeys};
 
+/// The credentials a WebSocket connection was initialised with. Every
+/// operation, and every event of a subscription, is authenticated again
+/// with them, so that a logout, revocation, expiry or change of role takes
+/// effect on open connections at once.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionCredentials(pub Option<String>);
+
 /// The identity a request runs as.
 #[derive(Debug, Clone)]
 pub enum Identity {

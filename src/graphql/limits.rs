@@ -24,7 +24,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
@@ -97,25 +96,7 @@ pub fn list_cost(bound: usize, child_complexity: usize) -> usize {
 /// costs without saturating, and 2^40 times the field limit still fits.
 const COST_CEILING: usize = 1 << 40;
 
-/// Counts what passed through the gate (tests assert that a refused
-/// document never ran).
-#[derive(Debug, Default)]
-pub struct GateStats {
-    executed: AtomicU64,
-    refused: AtomicU64,
-}
-
-impl GateStats {
-    /// Operations that reached execution (queries and mutations).
-    pub fn executed_operations(&self) -> u64 {
-        self.executed.load(Ordering::Relaxed)
-    }
-
-    /// Documents the gate refused.
-    pub fn refused_documents(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
-    }
-}
+pub use crate::state::GateStats;
 
 /// The gate, registered on the schema.
 #[derive(Clone)]
@@ -173,7 +154,7 @@ impl Extension for Gate {
     ) -> ServerResult<Request> {
         let request = next.run(ctx, request).await?;
         self.admit(request).inspect_err(|_| {
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            self.stats.count_refused();
         })
     }
 
@@ -224,7 +205,7 @@ impl Extension for Gate {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        self.stats.executed.fetch_add(1, Ordering::Relaxed);
+        self.stats.count_executed();
         next.run(ctx, operation_name).await
     }
 }

@@ -8,28 +8,27 @@ pub mod paging;
 pub mod sessions;
 pub mod settings;
 pub mod tenancy;
+pub mod viewer;
 
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use async_graphql::extensions::Tracing;
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema};
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DbErr;
 
 use crate::auth::{Identity, UserIdentity};
-use crate::clock::SharedClock;
-use crate::config::Settings;
 use crate::error::AppError;
-use crate::events::EventBus;
-use crate::services::auth::{Authenticator, ClientInfo};
+use crate::services::auth::ClientInfo;
 use crate::services::scope::Scope;
-use crate::services::settings::SettingsCache;
+pub use crate::state::AppState;
 use loaders::{DbLoader, Loaders};
 
 /// The root query: every domain's queries merged.
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(
     tenancy::TenancyQuery,
+    viewer::ViewerQuery,
     tenancy::TenantContextQuery,
     tenancy::AdminQuery,
     tenancy::InvitationQuery,
@@ -44,7 +43,7 @@ pub struct QueryRoot(
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     login_sessions::LoginSessionsMutation,
-    tenancy::TenantContextMutation,
+    viewer::TenantContextMutation,
     tenancy::TenancyMutation,
     tenancy::AdminMutation,
     tenancy::InvitationMutation,
@@ -62,27 +61,6 @@ pub struct SubscriptionRoot(
 
 /// The executable schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
-
-/// The long-lived handles every resolver may use (schema-level data).
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// The connection pool.
-    pub db: DatabaseConnection,
-    /// The application's clock.
-    pub clock: SharedClock,
-    /// The loaded configuration.
-    pub settings: Arc<Settings>,
-    /// Token keys and service credentials.
-    pub authenticator: Authenticator,
-    /// Where live changes are published.
-    pub events: EventBus,
-    /// The session settings cache (and the config-file level it resolves against).
-    pub settings_cache: SettingsCache,
-    /// What the request gate let through and refused.
-    pub gate: Arc<limits::GateStats>,
-    /// Where every Argon2 computation runs, bounded.
-    pub passwords: crate::services::passwords::PasswordPool,
-}
 
 /// Builds the schema with its limits and long-lived data.
 pub fn build_schema(state: AppState) -> AppSchema {

@@ -66,12 +66,7 @@ pub async fn handler(
         .into_response()
 }
 
-/// The credentials a WebSocket connection was initialised with. Every
-/// operation, and every event of a subscription, is authenticated again
-/// with them, so that a logout, revocation, expiry or change of role takes
-/// effect on open connections at once.
-#[derive(Debug, Clone, Default)]
-pub struct ConnectionCredentials(pub Option<String>);
+pub use crate::auth::ConnectionCredentials;
 
 /// Runs each WebSocket operation as the identity its connection's
 /// credentials have *now*.

@@ -17,12 +17,12 @@ use uuid::Uuid;
 use crate::auth::{Identity, ServiceCredentials, TokenKeys, UserIdentity, bearer_token};
 use crate::config::AuthSettings;
 use crate::error::{AppError, AppResult};
-use crate::graphql::AppState;
 use crate::services::login_policy::{admit_login, deadline, expire_if_due};
 use crate::services::passwords::PasswordPool;
 use crate::services::settings::effective_for;
 use crate::services::tenant_context::{self, AutomaticReason, TenantContext};
 use crate::services::throttle;
+use crate::state::AppState;
 
 /// Longest stored user agent or device description, in characters.
 const MAX_CLIENT_TEXT: usize = 512;
@@ -286,16 +286,6 @@ pub async fn authenticate(
         role: context.role,
         is_super_admin: account.is_super_admin,
     })))
-}
-
-/// Whether a login session is still open (checked again for every
-/// subscription event, so a revoked session stops receiving at once).
-pub async fn is_open(db: &impl ConnectionTrait, login_session_id: Uuid) -> AppResult<bool> {
-    Ok(session_log::Entity::find_by_id(login_session_id)
-        .filter(session_log::Column::LogoutAt.is_null())
-        .one(db)
-        .await?
-        .is_some())
 }
 
 /// How an end reason reads in a message.

@@ -48,21 +48,6 @@ pub const MAX_FILE_URL: usize = 1024;
 /// integer a JSON number holds exactly in every client).
 pub const MAX_EXACT_FILE_SIZE: i64 = (1 << 53) - 1;
 
-/// The modules of a session in scope, in order.
-pub async fn modules_of_session(
-    db: &impl ConnectionTrait,
-    scope: &Scope,
-    session_id: Uuid,
-) -> AppResult<Vec<module::Model>> {
-    Ok(module::Entity::find()
-        .filter(module::Column::SessionId.eq(session_id))
-        .filter(module::Column::SessionId.in_subquery(scope.session_ids()))
-        .order_by_asc(module::Column::OrderIndex)
-        .order_by_asc(module::Column::Id)
-        .all(db)
-        .await?)
-}
-
 /// One module of a session in scope; out of scope reads as not found.
 pub async fn find_module(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) -> AppResult<module::Model> {
     module::Entity::find_by_id(id)

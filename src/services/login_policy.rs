@@ -5,7 +5,6 @@
 use chrono::{DateTime, Duration, Utc};
 use entity::session_log::{self, SessionEndReason};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
-use serde::Deserialize;
 
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, LoginSessionChange, LoginSessionEvent};
@@ -15,16 +14,7 @@ use uuid::Uuid;
 
 use crate::services::settings::{EffectiveSettings, SettingsCache, effective_for};
 
-/// What a login does when the user already has the most login sessions allowed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConcurrentSessionPolicy {
-    /// End the oldest login sessions to make room (the default).
-    #[default]
-    EvictOldest,
-    /// Refuse the new login.
-    Reject,
-}
+pub use crate::config::ConcurrentSessionPolicy;
 
 /// When a login session ends by itself, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

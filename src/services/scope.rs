@@ -96,15 +96,6 @@ impl Scope {
         }
     }
 
-    /// Fails with `FORBIDDEN` unless the viewer is a super admin.
-    pub fn require_super_admin(&self) -> AppResult<()> {
-        if self.is_super_admin {
-            Ok(())
-        } else {
-            Err(AppError::forbidden("only a super admin may do this"))
-        }
-    }
-
     /// Whether the viewer may change a session in scope (beyond ending it):
     /// a supervised user may end a session their guardian started (that is
     /// the unlock the guardian is told about) but not rewrite it.

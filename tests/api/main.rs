@@ -19,6 +19,7 @@ mod content;
 mod dataloaders;
 mod graphql_http;
 mod health;
+mod layers;
 mod limits;
 mod login_enforcement;
 mod login_sessions;

@@ -6,6 +6,7 @@
 //! past its end time) is history: changing it is a `CONFLICT`. Every
 //! mutation is one transaction; a failing one changes nothing.
 
+mod module;
 mod video;
 
 use async_graphql::{Context, InputObject, Object, Result};
@@ -14,8 +15,8 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::graphql::ContextExt;
-use crate::graphql::sessions::Module;
 use crate::services::content::{self as service, NewVideo, VideoChanges};
+pub use module::Module;
 pub use video::{FileSize, Video};
 
 /// Content queries.

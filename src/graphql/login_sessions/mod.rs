@@ -8,8 +8,7 @@ pub use live::{LoginSessionEvent, LoginSessionEventKind, LoginSessionsSubscripti
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::session_log::{self, SessionEndReason};
-use entity::{tenant_membership, user};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use crate::auth::Identity;
@@ -130,108 +129,6 @@ pub struct LoginPayload {
     pub role: Option<MembershipRole>,
 }
 
-/// The caller and their tenant context.
-pub struct Viewer {
-    user: user::Model,
-    login_session_id: Uuid,
-    tenant_id: Option<Uuid>,
-    role: Option<tenant_membership::MembershipRole>,
-}
-
-impl Viewer {
-    /// The view of `user` working in `tenant_id` with `role`.
-    pub fn new(
-        user: user::Model,
-        login_session_id: Uuid,
-        tenant_id: Option<Uuid>,
-        role: Option<tenant_membership::MembershipRole>,
-    ) -> Self {
-        Self {
-            user,
-            login_session_id,
-            tenant_id,
-            role,
-        }
-    }
-}
-
-#[Object]
-impl Viewer {
-    /// The logged-in user.
-    async fn user(&self) -> User {
-        User(self.user.clone())
-    }
-    /// Whether the user administers the whole system.
-    async fn is_super_admin(&self) -> bool {
-        self.user.is_super_admin
-    }
-    /// The current login session.
-    async fn login_session(&self, ctx: &Context<'_>) -> Result<LoginSession> {
-        let state = ctx.state()?;
-        session_log::Entity::find_by_id(self.login_session_id)
-            .one(&state.db)
-            .await
-            .map_err(AppError::from)?
-            .map(LoginSession)
-            .ok_or_else(|| {
-                AppError::NotFound {
-                    resource: "login session",
-                }
-                .into()
-            })
-    }
-    /// The active tenant, if one is chosen.
-    async fn active_tenant(&self, ctx: &Context<'_>) -> Result<Option<Tenant>> {
-        let Some(tenant_id) = self.tenant_id else {
-            return Ok(None);
-        };
-        let state = ctx.state()?;
-        Ok(entity::tenant::Entity::find_by_id(tenant_id)
-            .one(&state.db)
-            .await
-            .map_err(AppError::from)?
-            .map(Tenant))
-    }
-    /// The user's role in the active tenant.
-    async fn role(&self) -> Option<MembershipRole> {
-        self.role.map(Into::into)
-    }
-    /// Every tenant the user belongs to, default first.
-    #[graphql(
-        complexity = "crate::graphql::limits::list_cost(crate::graphql::limits::UNBOUNDED_LIST_ESTIMATE, child_complexity)"
-    )]
-    async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<crate::graphql::tenancy::Membership>> {
-        let state = ctx.state()?;
-        Ok(tenant_membership::Entity::find()
-            .filter(tenant_membership::Column::UserId.eq(self.user.id))
-            .order_by_desc(tenant_membership::Column::IsDefault)
-            .order_by_asc(tenant_membership::Column::CreatedAt)
-            .all(&state.db)
-            .await
-            .map_err(AppError::from)?
-            .into_iter()
-            .map(crate::graphql::tenancy::Membership)
-            .collect())
-    }
-}
-
-/// Builds the `me` view of the caller.
-pub async fn viewer(ctx: &Context<'_>) -> Result<Viewer> {
-    let identity = ctx.viewer()?;
-    let state = ctx.state()?;
-    let user = user::Entity::find_by_id(identity.user_id)
-        .one(&state.db)
-        .await
-        .map_err(AppError::from)?
-        .ok_or(AppError::NotFound { resource: "user" })?;
-    Ok(Viewer::new(
-        user,
-        identity.login_session_id,
-        identity.tenant_id,
-        identity.role,
-    ))
-}
-
 fn list_limit(first: Option<i32>) -> Result<u64, AppError> {
     match first {
         None => Ok(50),
@@ -249,11 +146,6 @@ pub struct LoginSessionsQuery;
 
 #[Object]
 impl LoginSessionsQuery {
-    /// The caller: user, login session, tenant context, memberships.
-    async fn me(&self, ctx: &Context<'_>) -> Result<Viewer> {
-        viewer(ctx).await
-    }
-
     /// Your login sessions (the device list), newest first.
     #[graphql(complexity = "crate::graphql::limits::page_cost(first, 50, 200, child_complexity)")]
     async fn my_login_sessions(

@@ -12,11 +12,11 @@ use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use super::types::{Session, SessionStatus};
+use crate::auth::ConnectionCredentials;
 use crate::auth::UserIdentity;
 use crate::error::AppError;
 use crate::events::{self, Event, SessionChange};
 use crate::graphql::{AppState, ContextExt};
-use crate::http::subscriptions::ConnectionCredentials;
 use crate::services::auth::authenticate;
 use crate::services::scope::Scope;
 use crate::services::sessions as service;

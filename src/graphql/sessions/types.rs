@@ -2,16 +2,16 @@
 
 use async_graphql::{Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{module, session, session_config};
+use entity::{session, session_config};
 use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::graphql::ContextExt;
-use crate::graphql::loaders::{ConfigOfSession, ModulesOfSession, TenantById, UserById, VideosOfModule};
+use crate::graphql::loaders::{ConfigOfSession, ModulesOfSession, TenantById, UserById};
 use crate::graphql::tenancy::{Tenant, User};
 
-/// Videos moved to the content module; re-exported for the `Module.videos` field.
-pub use crate::graphql::content::Video;
+/// Modules and videos are the content domain's; sessions show them.
+pub use crate::graphql::content::{Module, Video};
 
 /// Where a session is in its lifecycle. Only `ACTIVE` sessions are enforced.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -153,45 +153,5 @@ impl SessionConfig {
     /// Message sent with the unlock notification.
     async fn custom_message(&self) -> Option<&str> {
         self.0.custom_message.as_deref()
-    }
-}
-
-/// An ordered block of content within a session.
-pub struct Module(pub module::Model);
-
-#[Object]
-impl Module {
-    /// Identifier.
-    async fn id(&self) -> Uuid {
-        self.0.id
-    }
-    /// Display name.
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    /// Position within the session, from 0.
-    async fn order_index(&self) -> i32 {
-        self.0.order_index
-    }
-    /// When the row was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    /// When the row last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
-    }
-    /// The module's videos, oldest first.
-    #[graphql(
-        complexity = "crate::graphql::limits::list_cost(crate::services::content::MAX_VIDEOS_PER_MODULE, child_complexity)"
-    )]
-    async fn videos(&self, ctx: &async_graphql::Context<'_>) -> Result<Vec<Video>> {
-        Ok(ctx
-            .load_one(VideosOfModule(self.0.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Video)
-            .collect())
     }
 }

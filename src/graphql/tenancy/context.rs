@@ -4,16 +4,13 @@
 use async_graphql::{Context, Enum, Json, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::session_context_change::{self, ContextChangeEventType};
-use entity::user;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use super::{Membership, Tenant, User};
+use super::{Tenant, User};
 use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::graphql::loaders::{TenantById, UserById};
-use crate::graphql::login_sessions::Viewer;
-use crate::services::tenant_context;
 
 /// What changed the tenant context.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -149,55 +146,5 @@ impl TenantContextQuery {
             .into_iter()
             .map(TenantContextChange)
             .collect())
-    }
-}
-
-/// Tenant-context mutations.
-#[derive(Default)]
-pub struct TenantContextMutation;
-
-#[Object]
-impl TenantContextMutation {
-    /// Makes another tenant you belong to the active tenant of this login
-    /// session. Recorded as SWITCH_TENANT.
-    async fn switch_tenant(&self, ctx: &Context<'_>, tenant_id: Uuid) -> Result<Viewer> {
-        let identity = ctx.viewer()?;
-        let state = ctx.state()?;
-        let account = user::Entity::find_by_id(identity.user_id)
-            .one(&state.db)
-            .await
-            .map_err(AppError::from)?
-            .ok_or(AppError::NotFound { resource: "user" })?;
-        let context = tenant_context::switch_tenant(
-            &state.db,
-            state.clock.now(),
-            &account,
-            identity.login_session_id,
-            tenant_id,
-        )
-        .await?;
-        // Built from what is known, with no query after the commit.
-        Ok(Viewer::new(
-            account,
-            identity.login_session_id,
-            context.tenant_id,
-            context.role,
-        ))
-    }
-
-    /// Makes a tenant you belong to your default (applied at login).
-    /// Recorded as SET_DEFAULT_TENANT.
-    async fn set_default_tenant(&self, ctx: &Context<'_>, tenant_id: Uuid) -> Result<Membership> {
-        let identity = ctx.viewer()?;
-        let state = ctx.state()?;
-        let membership = tenant_context::set_default_tenant(
-            &state.db,
-            state.clock.now(),
-            identity.user_id,
-            identity.login_session_id,
-            tenant_id,
-        )
-        .await?;
-        Ok(Membership(membership))
     }
 }

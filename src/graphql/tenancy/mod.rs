@@ -21,7 +21,7 @@ pub use admin::{
     AddMembershipInput, AdminMutation, AdminQuery, CreateSchoolInput, CreateUserInput, CreateUserResult,
     GuardianLink, UpdateSchoolInput, UpdateTenantInput, UpdateUserInput,
 };
-pub use context::{TenantContextChange, TenantContextMutation, TenantContextQuery};
+pub use context::{TenantContextChange, TenantContextQuery};
 pub use invitations::{Invitation, InvitationMutation, InvitationQuery};
 
 /// A user's role in a tenant.
