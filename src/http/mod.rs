@@ -4,8 +4,8 @@
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
-pub mod subscriptions;
-pub mod ws;
+pub mod ws_endpoint;
+pub mod ws_protocol;
 
 use std::time::Duration;
 
@@ -92,7 +92,7 @@ pub fn router(state: HttpState) -> Router {
     let cors = cors(&server.cors_allowed_origins);
     Router::new()
         .route("/graphql", get(graphql::get_handler).post(graphql::post_handler))
-        .route("/graphql/ws", get(subscriptions::handler))
+        .route("/graphql/ws", get(ws_endpoint::handler))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .merge(graphiql::router())

@@ -1,5 +1,6 @@
-//! `GET /graphql/ws`: GraphQL over WebSocket (graphql-transport-ws, and the
-//! legacy graphql-ws subprotocol).
+//! The WebSocket endpoint, `GET /graphql/ws`: the upgrade, the connection's
+//! credentials and the per-operation data; the protocol itself
+//! (graphql-transport-ws and the legacy graphql-ws) is `ws_protocol`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,7 +18,7 @@ use serde_json::Value;
 
 use super::HttpState;
 use super::graphql::client_info;
-use super::ws::{self, InitRejected, WsProtocol, WsSettings};
+use super::ws_protocol::{self as ws, InitRejected, WsProtocol, WsSettings};
 use crate::auth::Identity;
 use crate::error::AppError;
 use crate::graphql::loaders::uncached_loaders;
