@@ -61,6 +61,23 @@ pub struct Settings {
     pub login_throttle: LoginThrottleSettings,
     /// Invitations into tenants.
     pub invitations: InvitationSettings,
+    /// The durable event log.
+    pub events: EventLogSettings,
+}
+
+/// The durable event log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventLogSettings {
+    /// Days an event is kept; a subscriber may resume from a cursor this
+    /// old. Default 7, at least 1.
+    pub retention_days: i64,
+}
+
+impl Default for EventLogSettings {
+    fn default() -> Self {
+        Self { retention_days: 7 }
+    }
 }
 
 /// Password hashing capacity: Argon2 runs on a fixed pool of threads behind
@@ -626,6 +643,11 @@ impl Settings {
                  outlive a lockout, or the next failure would start over",
                 throttle.window_secs, throttle.max_lockout_secs
             )));
+        }
+        if self.events.retention_days < 1 {
+            return Err(ConfigError::OutOfRange(
+                "events.retention_days must be at least 1".to_owned(),
+            ));
         }
         if !(1..=2160).contains(&self.invitations.ttl_hours) {
             return Err(ConfigError::OutOfRange(format!(

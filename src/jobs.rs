@@ -74,13 +74,15 @@ pub async fn sweep_login_sessions(state: &AppState) -> AppResult<usize> {
     Ok(ended)
 }
 
-/// Deletes lapsed invitations and login-throttle rows whose window has
-/// passed; returns how many rows it deleted.
+/// Deletes lapsed invitations, login-throttle rows whose window has passed,
+/// and events past their retention; returns how many rows it deleted.
 pub async fn sweep_account_records(state: &AppState) -> AppResult<u64> {
     let now = state.clock.now();
     let invitations = crate::services::invitations::sweep_expired(&state.db, now).await?;
     let throttles = crate::services::throttle::sweep(&state.db, &state.settings.login_throttle, now).await?;
-    Ok(invitations + throttles)
+    let retention = chrono::Duration::days(state.settings.events.retention_days);
+    let events = crate::event_log::sweep(&state.db, now, retention).await?;
+    Ok(invitations + throttles + events)
 }
 
 /// Runs [`sweep_expired_sessions`], [`sweep_login_sessions`] and

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod event_log;
 pub mod events;
 pub mod graphql;
 pub mod http;

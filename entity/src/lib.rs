@@ -63,6 +63,7 @@ macro_rules! active_model_behavior {
 }
 
 pub mod audit_log;
+pub mod event;
 pub mod guardian_link;
 pub mod invitation;
 pub mod login_throttle;
@@ -81,6 +82,7 @@ pub mod video;
 /// Re-exports of every entity type under its table's singular name.
 pub mod prelude {
     pub use crate::audit_log::Entity as AuditLog;
+    pub use crate::event::Entity as Event;
     pub use crate::guardian_link::Entity as GuardianLink;
     pub use crate::invitation::Entity as Invitation;
     pub use crate::login_throttle::Entity as LoginThrottle;

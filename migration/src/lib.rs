@@ -30,6 +30,7 @@ mod m20261202_000014_move_school_to_memberships;
 mod m20261202_000015_create_invitations;
 mod m20261202_000016_create_login_throttles;
 mod m20261202_000017_keep_audit_trail;
+mod m20261202_000018_create_events;
 
 /// The migrator of the session-manager schema.
 pub struct Migrator;
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000015_create_invitations::Migration),
             Box::new(m20261202_000016_create_login_throttles::Migration),
             Box::new(m20261202_000017_keep_audit_trail::Migration),
+            Box::new(m20261202_000018_create_events::Migration),
         ]
     }
 }

@@ -17,6 +17,7 @@ mod authorization;
 mod cli;
 mod content;
 mod dataloaders;
+mod event_log;
 mod graphql_http;
 mod health;
 mod layers;

@@ -1,0 +1,141 @@
+//! The durable event log (`events`): every announced event, kept for the
+//! retention period, read in order from a cursor.
+//!
+//! Ids become visible in commit order. A sequence hands out ids at insert,
+//! not at commit, so two transactions could commit their ids out of order
+//! and a reader that has reached N would skip a lower id committed later.
+//! On PostgreSQL every append therefore takes a transaction-scoped advisory
+//! lock first: appends queue behind each other until their transaction
+//! ends, so the order of ids is the order of commits. SQLite has a single
+//! writer, which gives the same order.
+//!
+//! Internal clock ticks are not events and are never stored.
+
+use chrono::{DateTime, Duration, Utc};
+use entity::event;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::events::{Event, SettingsScope};
+
+/// Key of the advisory lock that orders appends (PostgreSQL).
+const APPEND_LOCK_KEY: i64 = 0x5e55_1011_0002;
+
+/// The stored topic of `event`; `None` for what is never stored.
+pub fn topic(event: &Event) -> Option<&'static str> {
+    match event {
+        Event::Session(_) => Some("SESSION"),
+        Event::Unlock(_) => Some("UNLOCK"),
+        Event::SettingsChanged(_) => Some("SETTINGS_CHANGED"),
+        Event::LoginSession(_) => Some("LOGIN_SESSION"),
+        Event::Tick(_) => None,
+    }
+}
+
+/// The tenant `event` concerns, when it names one.
+pub fn tenant_of(event: &Event) -> Option<Uuid> {
+    match event {
+        Event::Session(session) => Some(session.tenant_id),
+        Event::Unlock(unlock) => Some(unlock.tenant_id),
+        Event::SettingsChanged(SettingsScope::Tenant(tenant_id)) => Some(*tenant_id),
+        Event::SettingsChanged(_) | Event::LoginSession(_) | Event::Tick(_) => None,
+    }
+}
+
+/// Appends `events` inside `txn` (they become visible when it commits, and
+/// vanish with it if it rolls back) and returns their ids, in order.
+pub async fn append(txn: &DatabaseTransaction, now: DateTime<Utc>, events: &[Event]) -> AppResult<Vec<i64>> {
+    let stored: Vec<(&Event, &'static str)> = events
+        .iter()
+        .filter_map(|event| topic(event).map(|topic| (event, topic)))
+        .collect();
+    if stored.is_empty() {
+        return Ok(Vec::new());
+    }
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [APPEND_LOCK_KEY.into()],
+        ))
+        .await?;
+    }
+    let mut ids = Vec::with_capacity(stored.len());
+    for (event, topic) in stored {
+        let payload = serde_json::to_value(event).map_err(AppError::internal)?;
+        let row = event::ActiveModel {
+            topic: Set(topic.to_owned()),
+            tenant_id: Set(tenant_of(event)),
+            payload: Set(payload),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        ids.push(row.id);
+    }
+    Ok(ids)
+}
+
+/// At most `limit` events after the cursor `after`, oldest first.
+pub async fn read_after(db: &impl ConnectionTrait, after: i64, limit: u64) -> AppResult<Vec<(i64, Event)>> {
+    event::Entity::find()
+        .filter(event::Column::Id.gt(after))
+        .order_by_asc(event::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| {
+            serde_json::from_value(row.payload)
+                .map(|event| (row.id, event))
+                .map_err(AppError::internal)
+        })
+        .collect()
+}
+
+/// The newest id, if the log holds any.
+pub async fn last_id(db: &impl ConnectionTrait) -> AppResult<Option<i64>> {
+    Ok(event::Entity::find()
+        .order_by_desc(event::Column::Id)
+        .one(db)
+        .await?
+        .map(|row| row.id))
+}
+
+/// The oldest id still retained, if any: a cursor below it has lost events.
+pub async fn first_id(db: &impl ConnectionTrait) -> AppResult<Option<i64>> {
+    Ok(event::Entity::find()
+        .order_by_asc(event::Column::Id)
+        .one(db)
+        .await?
+        .map(|row| row.id))
+}
+
+/// Deletes the events older than `retention`; returns how many.
+pub async fn sweep(db: &impl ConnectionTrait, now: DateTime<Utc>, retention: Duration) -> AppResult<u64> {
+    Ok(event::Entity::delete_many()
+        .filter(event::Column::CreatedAt.lt(now - retention))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_never_stored_and_the_tenant_is_kept_as_data() {
+        assert_eq!(topic(&Event::Tick(Utc::now())), None);
+        let tenant = Uuid::now_v7();
+        let settings = Event::SettingsChanged(SettingsScope::Tenant(tenant));
+        assert_eq!(topic(&settings), Some("SETTINGS_CHANGED"));
+        assert_eq!(tenant_of(&settings), Some(tenant));
+        assert_eq!(tenant_of(&Event::SettingsChanged(SettingsScope::System)), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! The durable event log: what a transaction appends is there exactly when
+//! it commits, read in order from a cursor, ids in commit order, kept for
+//! the retention period, and never reused.
+
+use chrono::{Duration, Utc};
+use pretty_assertions::assert_eq;
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
+use session_manager::event_log;
+use session_manager::events::{Event, SettingsScope};
+use uuid::Uuid;
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestDatabase};
+
+fn settings_changed() -> Event {
+    Event::SettingsChanged(SettingsScope::Tenant(Uuid::now_v7()))
+}
+
+async fn what_a_transaction_appends_is_there_exactly_when_it_commits(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    let now = Utc::now();
+    let txn = db.begin().await.unwrap();
+    event_log::append(&txn, now, &[settings_changed()]).await.unwrap();
+    txn.rollback().await.unwrap();
+    assert!(
+        event_log::read_after(&db, 0, 10).await.unwrap().is_empty(),
+        "a rollback leaves nothing"
+    );
+
+    let events = [settings_changed(), Event::Tick(now), settings_changed()];
+    let txn = db.begin().await.unwrap();
+    let ids = event_log::append(&txn, now, &events).await.unwrap();
+    assert_eq!(ids.len(), 2, "ticks are not stored");
+    txn.commit().await.unwrap();
+    let read = event_log::read_after(&db, 0, 10).await.unwrap();
+    assert_eq!(
+        read,
+        vec![(ids[0], events[0].clone()), (ids[1], events[2].clone())]
+    );
+    let after_first = event_log::read_after(&db, ids[0], 10).await.unwrap();
+    assert_eq!(after_first, vec![(ids[1], events[2].clone())]);
+}
+
+async fn retention_empties_the_log_but_ids_never_start_again(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    let then = Utc::now() - Duration::days(8);
+    let txn = db.begin().await.unwrap();
+    let old = event_log::append(&txn, then, &[settings_changed(), settings_changed()])
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(event_log::first_id(&db).await.unwrap(), Some(old[0]));
+    let swept = event_log::sweep(&db, Utc::now(), Duration::days(7))
+        .await
+        .unwrap();
+    assert_eq!(swept, 2);
+    assert_eq!(event_log::last_id(&db).await.unwrap(), None);
+    let txn = db.begin().await.unwrap();
+    let new = event_log::append(&txn, Utc::now(), &[settings_changed()])
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert!(new[0] > old[1], "ids only grow: {new:?} after {old:?}");
+    assert_eq!(event_log::first_id(&db).await.unwrap(), Some(new[0]));
+}
+
+/// Two transactions interleave: the first appends and holds its
+/// transaction open; the second's append waits for it, so it takes the
+/// higher id *and* commits later. A reader never sees a higher id before a
+/// lower one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_become_visible_in_commit_order_on_postgres() {
+    let Some(backend) = Backend::postgres() else {
+        eprintln!("TEST_POSTGRES_URL is not set: skipped");
+        return;
+    };
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    let other = database.connect().await;
+    let now = Utc::now();
+    let first = db.begin().await.unwrap();
+    let first_ids = event_log::append(&first, now, &[settings_changed()])
+        .await
+        .unwrap();
+
+    let second = tokio::spawn(async move {
+        let txn = other.begin().await.unwrap();
+        let ids = event_log::append(&txn, now, &[settings_changed()]).await.unwrap();
+        txn.commit().await.unwrap();
+        ids
+    });
+    // Wait until the second append is queued behind the first's lock.
+    loop {
+        let waiting = db
+            .query_one_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT count(*)::bigint AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        event_log::read_after(&db, 0, 10).await.unwrap().is_empty(),
+        "nothing is visible before the first commit"
+    );
+    first.commit().await.unwrap();
+    let second_ids = second.await.unwrap();
+    assert!(second_ids[0] > first_ids[0]);
+    let read: Vec<i64> = event_log::read_after(&db, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(read, vec![first_ids[0], second_ids[0]]);
+}
+
+backend_tests!(
+    what_a_transaction_appends_is_there_exactly_when_it_commits,
+    retention_empties_the_log_but_ids_never_start_again,
+);
