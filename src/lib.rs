@@ -19,6 +19,7 @@ pub mod services;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod unit_of_work;
 
 pub use error::AppError;
 pub use startup::Application;

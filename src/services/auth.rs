@@ -187,10 +187,7 @@ pub async fn login(
     let token = authenticator
         .keys
         .issue(account.id, login_session.id, now, expires_at)?;
-    txn.commit().await?;
-    for event in events {
-        state.events.publish(event).await;
-    }
+    crate::unit_of_work::commit(state, txn, events).await?;
     tracing::info!(user_id = %account.id, login_session_id = %login_session.id, "login");
     Ok(LoginOutcome {
         token,

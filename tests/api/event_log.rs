@@ -5,12 +5,14 @@
 use chrono::{Duration, Utc};
 use pretty_assertions::assert_eq;
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
+use serde_json::json;
 use session_manager::event_log;
 use session_manager::events::{Event, SettingsScope};
 use uuid::Uuid;
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestDatabase};
+use crate::fixtures::World;
+use crate::helpers::{Backend, TestApp, TestDatabase, error_code};
 
 fn settings_changed() -> Event {
     Event::SettingsChanged(SettingsScope::Tenant(Uuid::now_v7()))
@@ -124,7 +126,72 @@ async fn ids_become_visible_in_commit_order_on_postgres() {
     assert_eq!(read, vec![first_ids[0], second_ids[0]]);
 }
 
+/// What a mutation announces is in the log, written with it; a mutation
+/// that fails leaves nothing.
+async fn a_mutation_logs_what_it_announces_and_a_failed_one_logs_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let guardian = world.login(&app, "guardian").await;
+    let started = app
+        .ok_as(
+            &guardian,
+            "mutation($u: UUID!) { startSession(userId: $u) { id } }",
+            json!({ "u": world.users["user"] }),
+        )
+        .await;
+    let session_id = started["startSession"]["id"].as_str().unwrap().to_owned();
+    let logged = event_log::read_after(&app.db, 0, 100).await.unwrap();
+    let sessions: Vec<&Event> = logged
+        .iter()
+        .map(|(_, event)| event)
+        .filter(|event| matches!(event, Event::Session(_)))
+        .collect();
+    assert_eq!(sessions.len(), 1, "{logged:?}");
+    let Event::Session(event) = sessions[0] else {
+        unreachable!()
+    };
+    assert_eq!(event.session_id.to_string(), session_id);
+    assert_eq!(event.tenant_id, world.alpha);
+
+    let before = event_log::last_id(&app.db).await.unwrap();
+    let error = app
+        .error_as(
+            Some(&guardian),
+            "mutation($id: UUID!) { updateSession(id: $id, input: { name: \"\" }) { id } }",
+            json!({ "id": session_id }),
+        )
+        .await;
+    assert_eq!(error_code(&error), "BAD_USER_INPUT");
+    assert_eq!(
+        event_log::last_id(&app.db).await.unwrap(),
+        before,
+        "a refused change logs nothing"
+    );
+    app.ok_as(
+        &guardian,
+        "mutation($id: UUID!) { endSession(id: $id) { id } }",
+        json!({ "id": session_id }),
+    )
+    .await;
+    let ended = event_log::last_id(&app.db).await.unwrap();
+    assert!(ended > before, "the end is logged");
+    let error = app
+        .error_as(
+            Some(&guardian),
+            "mutation($id: UUID!) { endSession(id: $id) { id } }",
+            json!({ "id": session_id }),
+        )
+        .await;
+    assert_eq!(error_code(&error), "CONFLICT");
+    assert_eq!(
+        event_log::last_id(&app.db).await.unwrap(),
+        ended,
+        "a failed end logs nothing"
+    );
+}
+
 backend_tests!(
+    a_mutation_logs_what_it_announces_and_a_failed_one_logs_nothing,
     what_a_transaction_appends_is_there_exactly_when_it_commits,
     retention_empties_the_log_but_ids_never_start_again,
 );

@@ -258,19 +258,18 @@ impl LoginSessionsMutation {
         let txn = state.db.begin().await.map_err(AppError::from)?;
         let now = state.clock.now();
         let (revoked, newly) = service::revoke(&txn, now, viewer.user_id, scope.as_ref(), id).await?;
-        txn.commit().await.map_err(AppError::from)?;
-        if newly {
-            state
-                .events
-                .publish(ended_event(
-                    revoked.id,
-                    revoked.user_id,
-                    SessionEndReason::Revoked,
-                    None,
-                    now,
-                ))
-                .await;
-        }
+        let events = if newly {
+            vec![ended_event(
+                revoked.id,
+                revoked.user_id,
+                SessionEndReason::Revoked,
+                None,
+                now,
+            )]
+        } else {
+            Vec::new()
+        };
+        crate::unit_of_work::commit(state, txn, events).await?;
         Ok(LoginSession(revoked))
     }
 
@@ -281,19 +280,11 @@ impl LoginSessionsMutation {
         let now = state.clock.now();
         let txn = state.db.begin().await.map_err(AppError::from)?;
         let ended = service::revoke_others(&txn, now, viewer.user_id, Some(viewer.login_session_id)).await?;
-        txn.commit().await.map_err(AppError::from)?;
-        for log in &ended {
-            state
-                .events
-                .publish(ended_event(
-                    log.id,
-                    log.user_id,
-                    SessionEndReason::Revoked,
-                    None,
-                    now,
-                ))
-                .await;
-        }
+        let events = ended
+            .iter()
+            .map(|log| ended_event(log.id, log.user_id, SessionEndReason::Revoked, None, now))
+            .collect();
+        crate::unit_of_work::commit(state, txn, events).await?;
         Ok(i32::try_from(ended.len()).unwrap_or(i32::MAX))
     }
 }

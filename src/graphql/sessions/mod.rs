@@ -104,17 +104,13 @@ impl SessionsQuery {
     }
 }
 
-/// Commits `txn`, then publishes what it changed.
+/// Logs what `txn` changed, commits it, then publishes.
 async fn commit_and_publish(
     state: &AppState,
     txn: DatabaseTransaction,
     events: Vec<Event>,
 ) -> Result<(), AppError> {
-    txn.commit().await?;
-    for event in events {
-        state.events.publish(event).await;
-    }
-    Ok(())
+    crate::unit_of_work::commit(state, txn, events).await
 }
 
 /// Session mutations. Each runs in one transaction and announces its

@@ -450,19 +450,11 @@ impl AdminMutation {
         } else {
             Vec::new()
         };
-        txn.commit().await.map_err(AppError::from)?;
-        for log in &ended {
-            state
-                .events
-                .publish(ended_event(
-                    log.id,
-                    log.user_id,
-                    SessionEndReason::Revoked,
-                    None,
-                    now,
-                ))
-                .await;
-        }
+        let events = ended
+            .iter()
+            .map(|log| ended_event(log.id, log.user_id, SessionEndReason::Revoked, None, now))
+            .collect();
+        crate::unit_of_work::commit(state, txn, events).await?;
         Ok(User(account))
     }
 
@@ -476,19 +468,11 @@ impl AdminMutation {
         let now = state.clock.now();
         let txn = state.db.begin().await.map_err(AppError::from)?;
         let (deleted, ended) = service::delete_user(&txn, now, viewer, id).await?;
-        txn.commit().await.map_err(AppError::from)?;
-        for log in &ended {
-            state
-                .events
-                .publish(ended_event(
-                    log.id,
-                    log.user_id,
-                    SessionEndReason::Revoked,
-                    None,
-                    now,
-                ))
-                .await;
-        }
+        let events = ended
+            .iter()
+            .map(|log| ended_event(log.id, log.user_id, SessionEndReason::Revoked, None, now))
+            .collect();
+        crate::unit_of_work::commit(state, txn, events).await?;
         Ok(deleted)
     }
 
