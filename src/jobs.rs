@@ -13,10 +13,11 @@ use uuid::Uuid;
 
 use crate::error::AppResult;
 use crate::events::Event;
-use crate::services::login_policy::expire_if_due;
+use crate::services::login_policy::{deadline, expire_if_due};
 use crate::services::sessions::expire_due;
 use crate::services::settings::effective_for;
 use crate::state::AppState;
+use crate::unit_of_work;
 
 /// Most sessions one sweep expires; the next sweep takes the rest.
 const SWEEP_BATCH: u64 = 500;
@@ -24,11 +25,10 @@ const SWEEP_BATCH: u64 = 500;
 /// Expires every active session past its end time (by the application's
 /// clock) and announces each change. Returns how many it expired.
 pub async fn sweep_expired_sessions(state: &AppState) -> AppResult<usize> {
-    let events = expire_due(&state.db, state.clock.now(), SWEEP_BATCH).await?;
+    let txn = unit_of_work::begin(state).await?;
+    let events = expire_due(&txn, state.clock.now(), SWEEP_BATCH).await?;
     let expired = events.len();
-    for event in events {
-        state.events.publish(event).await;
-    }
+    unit_of_work::commit(state, txn, events).await?;
     if expired > 0 {
         tracing::info!(expired, "expired sessions past their end time");
     }
@@ -63,10 +63,18 @@ pub async fn sweep_login_sessions(state: &AppState) -> AppResult<usize> {
             continue;
         };
         let settings = effective_for(&state.db, &state.settings_cache, account, log.tenant_id).await?;
-        if let Some(event) = expire_if_due(&state.db, &log, &settings, now).await? {
-            ended += 1;
-            state.events.publish(event).await;
+        if now < deadline(&log, &settings).at {
+            continue;
         }
+        // One unit of work per login session, after its settings are read
+        // (SQLite's single connection cannot serve a read during a write).
+        let txn = unit_of_work::begin(state).await?;
+        let events: Vec<_> = expire_if_due(&txn, &log, &settings, now)
+            .await?
+            .into_iter()
+            .collect();
+        ended += events.len();
+        unit_of_work::commit(state, txn, events).await?;
     }
     if ended > 0 {
         tracing::info!(ended, "ended login sessions past their timeouts");

@@ -255,8 +255,15 @@ pub async fn authenticate(
     // Timeouts are enforced here too, not only by the sweeper: no request
     // runs in a login session past its idle or absolute timeout.
     let settings = effective_for(db, &state.settings_cache, &account, log.tenant_id).await?;
-    if let Some(event) = expire_if_due(db, &log, &settings, now).await? {
-        state.events.publish(event).await;
+    // Only a login session past its deadline costs a write (a unit of work
+    // of its own, so the expiry is logged with it).
+    if now >= deadline(&log, &settings).at {
+        let txn = crate::unit_of_work::begin(state).await?;
+        let events: Vec<_> = expire_if_due(&txn, &log, &settings, now)
+            .await?
+            .into_iter()
+            .collect();
+        crate::unit_of_work::commit(state, txn, events).await?;
     }
     if now >= deadline(&log, &settings).at {
         let reason = deadline(&log, &settings).reason;

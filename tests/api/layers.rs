@@ -101,3 +101,26 @@ fn the_graphql_domains_do_not_import_each_other_in_circles() {
         "the scan found the imports: {edges:?}"
     );
 }
+
+#[test]
+fn only_the_unit_of_work_publishes_events() {
+    let mut offences = Vec::new();
+    for file in rust_files(&src("")) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "events.rs" || name == "unit_of_work.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (number, line) in code.lines().enumerate() {
+            if line.contains(".publish(") {
+                offences.push(format!("{}:{}: {}", file.display(), number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "events published around the unit of work (and so not logged):\n{}",
+        offences.join("\n")
+    );
+}

@@ -234,18 +234,20 @@ impl LoginSessionsMutation {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
         let now = state.clock.now();
-        let ended =
-            end_login_session(&state.db, now, viewer.login_session_id, SessionEndReason::Logout).await?;
-        if ended {
-            let event = ended_event(
+        let txn = crate::unit_of_work::begin(state).await?;
+        let ended = end_login_session(&txn, now, viewer.login_session_id, SessionEndReason::Logout).await?;
+        let events = if ended {
+            vec![ended_event(
                 viewer.login_session_id,
                 viewer.user_id,
                 SessionEndReason::Logout,
                 None,
                 now,
-            );
-            state.events.publish(event).await;
-        }
+            )]
+        } else {
+            Vec::new()
+        };
+        crate::unit_of_work::commit(state, txn, events).await?;
         Ok(ended)
     }
 

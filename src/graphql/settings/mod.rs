@@ -727,9 +727,16 @@ impl SettingsMutation {
             kind,
         )
         .await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let events = if changed {
+            vec![crate::events::Event::SettingsChanged(scope)]
+        } else {
+            Vec::new()
+        };
+        crate::unit_of_work::commit(state, txn, events).await?;
+        // Every instance drops its cache on the event; this one at once, so
+        // that the answer below already sees the change.
         if changed {
-            service::announce(&state.settings_cache, &state.events, scope).await;
+            state.settings_cache.invalidate(scope);
         }
         let subject = service::readable_subject(&state.db, viewer, scope).await?;
         Ok(EffectiveSessionSettings(

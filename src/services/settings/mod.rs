@@ -47,7 +47,7 @@ use uuid::Uuid;
 
 use crate::auth::UserIdentity;
 use crate::error::{AppError, AppResult};
-use crate::events::{Event, EventBus, SettingsScope};
+use crate::events::SettingsScope;
 use crate::services::tenant_context::membership;
 pub use audit::{AuditAction, AuditFilter, AuditPage, AuditVisibility};
 pub use cache::{CacheKey, CachedSessionSettings, SLIDING_EXPIRY, SettingsCache};
@@ -741,13 +741,6 @@ pub async fn change(
         .collect();
     audit::write(db, now, records).await?;
     Ok(true)
-}
-
-/// After a change committed: drops this instance's cached entries at once
-/// (so the next request sees the change) and tells every instance.
-pub async fn announce(cache: &SettingsCache, events: &EventBus, scope: SettingsScope) {
-    cache.invalidate(scope);
-    events.publish(Event::SettingsChanged(scope)).await;
 }
 
 /// The effective settings of `scope` and of every scope beneath it, read
