@@ -5,9 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::user;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use crate::error::{AppError, AppResult};
 use crate::services::admin::{MAX_USER_NAME, normalize_email};
@@ -83,11 +81,16 @@ pub async fn demote(db: &impl ConnectionTrait, now: DateTime<Utc>, email: &str) 
     if !account.is_super_admin {
         return Ok(false);
     }
+    // The super admins' rows are locked (PostgreSQL), so that two demotions
+    // at once cannot both leave the other as the last one and remove it.
     let others = user::Entity::find()
         .filter(user::Column::IsSuperAdmin.eq(true))
-        .filter(user::Column::Id.ne(account.id))
-        .count(db)
-        .await?;
+        .lock_exclusive()
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|admin| admin.id != account.id)
+        .count();
     if others == 0 {
         return Err(AppError::Conflict(
             "this is the last super admin: create or promote another one first".to_owned(),
