@@ -16,8 +16,8 @@ use chrono::{DateTime, Duration, Utc};
 use entity::tenant_membership::MembershipRole;
 use entity::{invitation, school, tenant_membership, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -156,7 +156,7 @@ pub async fn open_invitation(
             details: format!(
                 "{} invited as {} until {}",
                 saved.email,
-                role_name(role),
+                role.to_value(),
                 expires_at.to_rfc3339()
             ),
         },
@@ -164,14 +164,6 @@ pub async fn open_invitation(
     .await?;
     tracing::info!(invitation_id = %saved.id, tenant_id = %scope.tenant_id, by = %scope.user_id, "invitation sent");
     Ok(saved)
-}
-
-fn role_name(role: MembershipRole) -> &'static str {
-    match role {
-        MembershipRole::Member => "member",
-        MembershipRole::Guardian => "guardian",
-        MembershipRole::Admin => "admin",
-    }
 }
 
 /// The open (unexpired) invitations of the active tenant (tenant admins),
@@ -282,7 +274,7 @@ pub async fn accept(
             actor_id: Some(account.id),
             action: AccountAction::AcceptInvitation,
             resource: format!("Invitation:{}", invitation.id),
-            details: format!("User:{} joined as {}", account.id, role_name(invitation.role)),
+            details: format!("User:{} joined as {}", account.id, invitation.role.to_value()),
         },
     )
     .await?;

@@ -34,7 +34,7 @@ use crate::auth::UserIdentity;
 use crate::config::LoginThrottleSettings;
 use crate::error::{AppError, AppResult};
 use crate::services::audit::{self, AccountAction, AccountRecord};
-use crate::services::invitations::{ensure_school_in_tenant, open_invitation};
+use crate::services::invitations::{InvitationInput, ensure_school_in_tenant, invite};
 use crate::services::passwords::{PasswordPool, check_new_password};
 use crate::services::scope::Scope;
 use crate::services::tenancy::{MAX_TENANT_NAME, visible_tenants};

@@ -130,28 +130,21 @@ pub async fn create_user(
     if let Some(school_id) = new.school_id {
         ensure_school_in_tenant(db, scope, "schoolId", school_id).await?;
     }
-    let existing = user::Entity::find()
+    let taken = user::Entity::find()
         .filter(user::Column::Email.eq(&new.email))
-        .one(db)
-        .await?;
-    if let Some(existing) = existing {
-        if membership(db, existing.id, scope.tenant_id).await?.is_some() {
-            return Err(AppError::Conflict(
-                "this account is already a member of the tenant: change its role instead".to_owned(),
-            ));
-        }
-        let invited = open_invitation(
-            db,
-            now,
-            scope,
-            invitation_ttl,
-            new.email,
-            Some(existing.id),
-            new.role,
-            new.school_id,
-        )
-        .await?;
-        return Ok(CreatedAccount::Invited(invited));
+        .count(db)
+        .await?
+        > 0;
+    if taken {
+        // Exactly what `inviteMember` does with the address.
+        let input = InvitationInput {
+            email: new.email,
+            role: new.role,
+            school_id: new.school_id,
+        };
+        return Ok(CreatedAccount::Invited(
+            invite(db, now, scope, invitation_ttl, input).await?,
+        ));
     }
     let account = user::ActiveModel {
         email: Set(new.email),
