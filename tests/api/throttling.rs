@@ -162,7 +162,9 @@ async fn one_client_address_is_slowed_down_after_many_failures_but_never_locked_
         settings.server.trust_forwarded_headers = true;
     })
     .await;
-    World::create(&app.db).await;
+    let world = World::create(&app.db).await;
+    let super_admin = world.login(&app, "super_admin").await;
+    let admin = world.login(&app, "admin").await;
     // A different e-mail each time: only the client address adds up.
     for n in 0..3 {
         assert_eq!(
@@ -219,6 +221,23 @@ async fn one_client_address_is_slowed_down_after_many_failures_but_never_locked_
         audited[0].contains("127.0.0.1"),
         "the audit names the address: {audited:?}"
     );
+
+    // A super admin lifts the slow-down; a tenant admin may not.
+    assert_eq!(
+        attempt_code(&app, &email("user"), PASSWORD).await,
+        "TOO_MANY_ATTEMPTS"
+    );
+    let unlock = "mutation($a: String!) { unlockLoginAddress(address: $a) }";
+    assert_eq!(
+        error_code(
+            &app.error_as(Some(&admin), unlock, json!({ "a": "127.0.0.1" }))
+                .await
+        ),
+        "FORBIDDEN"
+    );
+    app.ok_as(&super_admin, unlock, json!({ "a": "127.0.0.1" })).await;
+    app.login(&email("user"), PASSWORD).await;
+    app.login(&email("user"), PASSWORD).await;
 }
 
 async fn a_request_logs_in_at_most_once_however_it_asks(backend: Backend) {
