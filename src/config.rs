@@ -72,11 +72,18 @@ pub struct EventLogSettings {
     /// Days an event is kept; a subscriber may resume from a cursor this
     /// old. Default 7, at least 1.
     pub retention_days: i64,
+    /// Seconds between reads of the log that no wake-up asked for: a safety
+    /// net should a wake-up (`NOTIFY`) be lost without the connection
+    /// dropping. Default 30; 0 turns it off.
+    pub poll_interval_secs: u64,
 }
 
 impl Default for EventLogSettings {
     fn default() -> Self {
-        Self { retention_days: 7 }
+        Self {
+            retention_days: 7,
+            poll_interval_secs: 30,
+        }
     }
 }
 

@@ -38,6 +38,33 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     Database::connect(options).await
 }
 
+/// The pool the event log is read through. On PostgreSQL the main pool. On
+/// SQLite a pool of its own on the same file: the main pool's single
+/// connection is held by each write in turn, and delivery and replays must
+/// not queue behind them (WAL lets readers run beside the writer). An
+/// in-memory database cannot be shared, so it keeps the main pool.
+pub async fn connect_log_reader(
+    settings: &DatabaseSettings,
+    db: &DatabaseConnection,
+) -> Result<DatabaseConnection, DbErr> {
+    let url = settings.url.expose_secret();
+    if settings.is_postgres() || url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(db.clone());
+    }
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+        .sqlx_logging(settings.log_statements)
+        .map_sqlx_sqlite_opts(|options| {
+            options
+                // WAL is a property of the file, set by the main pool.
+                .read_only(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    Database::connect(options).await
+}
+
 /// Applies every pending migration. On PostgreSQL the work happens under an
 /// advisory lock, because sea-orm-migration takes none of its own.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {

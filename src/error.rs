@@ -46,6 +46,12 @@ pub enum AppError {
     /// The server is at capacity for this kind of work (password hashing);
     /// trying again shortly will do.
     Busy(String),
+    /// A subscription's `after` cursor points before what the event log
+    /// still keeps: the events after it are gone.
+    CursorExpired {
+        /// How many days the log keeps events.
+        retention_days: i64,
+    },
     /// Anything else: a bug or an unavailable dependency. Details go to the log only.
     Internal(anyhow::Error),
 }
@@ -62,6 +68,7 @@ impl AppError {
             Self::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
             Self::OneLoginPerRequest => "ONE_LOGIN_PER_REQUEST",
             Self::Busy(_) => "SERVER_BUSY",
+            Self::CursorExpired { .. } => "CURSOR_EXPIRED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -81,6 +88,10 @@ impl AppError {
             }
             Self::NotFound { resource } => format!("{resource} not found"),
             Self::BadUserInput { field, message } => format!("{field}: {message}"),
+            Self::CursorExpired { retention_days } => format!(
+                "after: the events after this cursor are gone (the log keeps {retention_days} days): \
+                 reload the current state, then subscribe again without `after`"
+            ),
             Self::Internal(_) => "internal error".to_owned(),
         }
     }

@@ -8,14 +8,13 @@
 //! lock first: appends queue behind each other until their transaction
 //! ends, so the order of ids is the order of commits. SQLite has a single
 //! writer, which gives the same order.
-//!
-//! Internal clock ticks are not events and are never stored.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::event;
+use entity::{event, event_log_state};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -25,14 +24,13 @@ use crate::events::{Event, SettingsScope};
 /// Key of the advisory lock that orders appends (PostgreSQL).
 const APPEND_LOCK_KEY: i64 = 0x5e55_1011_0002;
 
-/// The stored topic of `event`; `None` for what is never stored.
-pub fn topic(event: &Event) -> Option<&'static str> {
+/// The stored topic of `event`.
+pub fn topic(event: &Event) -> &'static str {
     match event {
-        Event::Session(_) => Some("SESSION"),
-        Event::Unlock(_) => Some("UNLOCK"),
-        Event::SettingsChanged(_) => Some("SETTINGS_CHANGED"),
-        Event::LoginSession(_) => Some("LOGIN_SESSION"),
-        Event::Tick(_) => None,
+        Event::Session(_) => "SESSION",
+        Event::Unlock(_) => "UNLOCK",
+        Event::SettingsChanged(_) => "SETTINGS_CHANGED",
+        Event::LoginSession(_) => "LOGIN_SESSION",
     }
 }
 
@@ -42,18 +40,14 @@ pub fn tenant_of(event: &Event) -> Option<Uuid> {
         Event::Session(session) => Some(session.tenant_id),
         Event::Unlock(unlock) => Some(unlock.tenant_id),
         Event::SettingsChanged(SettingsScope::Tenant(tenant_id)) => Some(*tenant_id),
-        Event::SettingsChanged(_) | Event::LoginSession(_) | Event::Tick(_) => None,
+        Event::SettingsChanged(_) | Event::LoginSession(_) => None,
     }
 }
 
 /// Appends `events` inside `txn` (they become visible when it commits, and
 /// vanish with it if it rolls back) and returns their ids, in order.
 pub async fn append(txn: &DatabaseTransaction, now: DateTime<Utc>, events: &[Event]) -> AppResult<Vec<i64>> {
-    let stored: Vec<(&Event, &'static str)> = events
-        .iter()
-        .filter_map(|event| topic(event).map(|topic| (event, topic)))
-        .collect();
-    if stored.is_empty() {
+    if events.is_empty() {
         return Ok(Vec::new());
     }
     if txn.get_database_backend() == DatabaseBackend::Postgres {
@@ -64,11 +58,11 @@ pub async fn append(txn: &DatabaseTransaction, now: DateTime<Utc>, events: &[Eve
         ))
         .await?;
     }
-    let mut ids = Vec::with_capacity(stored.len());
-    for (event, topic) in stored {
+    let mut ids = Vec::with_capacity(events.len());
+    for event in events {
         let payload = serde_json::to_value(event).map_err(AppError::internal)?;
         let row = event::ActiveModel {
-            topic: Set(topic.to_owned()),
+            topic: Set(topic(event).to_owned()),
             tenant_id: Set(tenant_of(event)),
             payload: Set(payload),
             created_at: Set(now),
@@ -116,13 +110,43 @@ pub async fn first_id(db: &impl ConnectionTrait) -> AppResult<Option<i64>> {
         .map(|row| row.id))
 }
 
-/// Deletes the events older than `retention`; returns how many.
-pub async fn sweep(db: &impl ConnectionTrait, now: DateTime<Utc>, retention: Duration) -> AppResult<u64> {
-    Ok(event::Entity::delete_many()
-        .filter(event::Column::CreatedAt.lt(now - retention))
-        .exec(db)
+/// Every event with an id up to this one has been swept by retention: a
+/// cursor below it has missed events.
+pub async fn swept_through(db: &impl ConnectionTrait) -> AppResult<i64> {
+    Ok(event_log_state::Entity::find_by_id(1_i16)
+        .one(db)
         .await?
-        .rows_affected)
+        .map_or(0, |state| state.swept_through))
+}
+
+/// Deletes the events older than `retention` and records how far it swept,
+/// in one transaction; returns how many it deleted.
+///
+/// It deletes by id, up to the newest old event, so that everything at or
+/// below the recorded horizon is gone and everything above it is kept.
+pub async fn sweep(db: &DatabaseConnection, now: DateTime<Utc>, retention: Duration) -> AppResult<u64> {
+    let txn = db.begin().await?;
+    let newest_old = event::Entity::find()
+        .filter(event::Column::CreatedAt.lt(now - retention))
+        .order_by_desc(event::Column::Id)
+        .one(&txn)
+        .await?;
+    let Some(horizon) = newest_old.map(|row| row.id) else {
+        return Ok(0);
+    };
+    let deleted = event::Entity::delete_many()
+        .filter(event::Column::Id.lte(horizon))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    event_log_state::Entity::update_many()
+        .col_expr(event_log_state::Column::SweptThrough, Expr::value(horizon))
+        .filter(event_log_state::Column::Id.eq(1_i16))
+        .filter(event_log_state::Column::SweptThrough.lt(horizon))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(deleted)
 }
 
 #[cfg(test)]
@@ -130,11 +154,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ticks_are_never_stored_and_the_tenant_is_kept_as_data() {
-        assert_eq!(topic(&Event::Tick(Utc::now())), None);
+    fn the_tenant_is_kept_as_data() {
         let tenant = Uuid::now_v7();
         let settings = Event::SettingsChanged(SettingsScope::Tenant(tenant));
-        assert_eq!(topic(&settings), Some("SETTINGS_CHANGED"));
+        assert_eq!(topic(&settings), "SETTINGS_CHANGED");
         assert_eq!(tenant_of(&settings), Some(tenant));
         assert_eq!(tenant_of(&Event::SettingsChanged(SettingsScope::System)), None);
     }

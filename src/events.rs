@@ -1,31 +1,51 @@
-//! The event bus: one place where every live change is published, in two
-//! implementations behind one type.
+//! The event bus: how the events of the durable log reach this instance's
+//! subscribers.
 //!
-//! - In-process: a tokio broadcast channel. Enough for SQLite, which is a
-//!   single-instance deployment.
-//! - PostgreSQL: the same channel, plus `NOTIFY` on publish and a `LISTEN`
-//!   task that re-broadcasts what other instances published, so that every
-//!   instance of a horizontally scaled deployment delivers every event.
+//! The log (`events`, see [`crate::event_log`]) is the only source. A unit
+//! of work appends its events, commits, then *wakes* the bus: in-process on
+//! the instance that wrote, and through PostgreSQL `NOTIFY` (an empty
+//! payload: a wake-up, not the event) on every other instance. Each
+//! instance has one delivery task that reads the log from the last id it
+//! delivered and broadcasts each event, in id order, once, to its
+//! subscribers. Because it reads from where it was, a lost wake-up costs
+//! only latency: the listener that detects a lost connection wakes it to
+//! catch up, and a slow poll (`events.poll_interval_secs`) covers a lost
+//! `NOTIFY`.
 //!
-//! Publish only after the change is committed: subscribers re-read what the
-//! event points at.
+//! A subscription reads through a [`Feed`]: live from now, or replayed from
+//! a cursor (`after`) and then live, with no gap and no duplicate at the
+//! seam; one that falls behind the broadcast replays from the log instead
+//! of missing events.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-/// The PostgreSQL channel every instance listens on.
+use crate::config::EventLogSettings;
+use crate::error::{AppError, AppResult};
+use crate::event_log;
+
+/// The PostgreSQL channel every instance listens on for wake-ups.
 pub const CHANNEL: &str = "session_manager_events";
 
-/// How many events a slow subscriber may fall behind before it misses some.
+/// How many events a slow subscriber may fall behind the broadcast before
+/// it replays from the log instead.
 const CAPACITY: usize = 1024;
+
+/// How many events one read of the log takes.
+const PAGE: u64 = 256;
+
+/// Pause before reading again after the log could not be read.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// What happened to a guardian–user session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,7 +149,7 @@ pub enum SettingsScope {
     User(Uuid),
 }
 
-/// Everything that travels on the bus.
+/// Everything that is announced (each one is a row of the event log).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Event {
@@ -142,18 +162,40 @@ pub enum Event {
     SettingsChanged(SettingsScope),
     /// A login session changed.
     LoginSession(LoginSessionEvent),
-    /// The login-session sweeper ran at this instant (this instance only):
-    /// subscriptions use it to warn of an expiry they see coming.
-    Tick(DateTime<Utc>),
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Envelope {
-    origin: Uuid,
-    event: Event,
+/// An event as read from the log: its id is its cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// The event's id in the log.
+    pub id: i64,
+    /// The event.
+    pub event: Event,
 }
 
-/// Publishes events to every subscriber of every instance.
+impl Logged {
+    /// The cursor a client resumes from (`eventId`, `after`): opaque to it.
+    pub fn cursor(&self) -> String {
+        encode_cursor(self.id)
+    }
+}
+
+/// The opaque text of the cursor at log id `id`.
+pub fn encode_cursor(id: i64) -> String {
+    format!("ev{id}")
+}
+
+/// The log id a cursor of [`encode_cursor`] names; anything else is
+/// `BAD_USER_INPUT` on `after`.
+pub fn decode_cursor(cursor: &str) -> AppResult<i64> {
+    cursor
+        .strip_prefix("ev")
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()))
+        .and_then(|digits| digits.parse::<i64>().ok())
+        .ok_or_else(|| AppError::bad_input("after", "is not an `eventId` returned by this API"))
+}
+
+/// Delivers the event log to this instance's subscribers.
 #[derive(Debug, Clone)]
 pub struct EventBus {
     inner: Arc<Inner>,
@@ -161,117 +203,278 @@ pub struct EventBus {
 
 #[derive(Debug)]
 struct Inner {
-    instance: Uuid,
-    sender: broadcast::Sender<Arc<Event>>,
+    sender: broadcast::Sender<Arc<Logged>>,
+    /// Where the log is read (on SQLite a pool apart from the writer's).
+    reader: DatabaseConnection,
+    /// Wakes the delivery task.
+    wake: Arc<Notify>,
+    /// The id of the last event broadcast.
+    delivered: Arc<AtomicI64>,
+    /// PostgreSQL: where other instances are woken.
     notify: Option<DatabaseConnection>,
-    listener: Option<JoinHandle<()>>,
+    retention_days: i64,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(listener) = &self.listener {
-            listener.abort();
+        for task in &self.tasks {
+            task.abort();
         }
     }
 }
 
 impl EventBus {
-    /// An in-process bus.
-    pub fn in_process() -> Self {
+    /// Starts delivering the log of `db` (read through `reader`) from its
+    /// current end: what a restarted instance missed is for its subscribers
+    /// to replay with `after`. On PostgreSQL it is listening for other
+    /// instances' wake-ups when this returns.
+    pub async fn start(
+        db: &DatabaseConnection,
+        reader: DatabaseConnection,
+        settings: &EventLogSettings,
+    ) -> AppResult<Self> {
         let (sender, _) = broadcast::channel(CAPACITY);
-        Self {
-            inner: Arc::new(Inner {
-                instance: Uuid::new_v4(),
-                sender,
-                notify: None,
-                listener: None,
-            }),
+        let start = event_log::last_id(&reader).await?.unwrap_or(0);
+        let delivered = Arc::new(AtomicI64::new(start));
+        let wake = Arc::new(Notify::new());
+        let mut tasks = Vec::new();
+        let mut notify = None;
+        if db.get_database_backend() == DatabaseBackend::Postgres {
+            let mut listener = PgListener::connect_with(db.get_postgres_connection_pool())
+                .await
+                .map_err(AppError::internal)?;
+            listener.listen(CHANNEL).await.map_err(AppError::internal)?;
+            tasks.push(tokio::spawn(listen(listener, wake.clone())));
+            notify = Some(db.clone());
         }
-    }
-
-    /// The right bus for `db`: across instances on PostgreSQL, in-process
-    /// otherwise. On PostgreSQL it is listening when this returns.
-    pub async fn for_database(db: &DatabaseConnection) -> Result<Self, sea_orm::sqlx::Error> {
-        if db.get_database_backend() != DatabaseBackend::Postgres {
-            return Ok(Self::in_process());
-        }
-        let instance = Uuid::new_v4();
-        let (sender, _) = broadcast::channel(CAPACITY);
-        let mut listener = PgListener::connect_with(db.get_postgres_connection_pool()).await?;
-        listener.listen(CHANNEL).await?;
-        let task = tokio::spawn(relay(listener, instance, sender.clone()));
+        let poll =
+            (settings.poll_interval_secs > 0).then(|| Duration::from_secs(settings.poll_interval_secs));
+        tasks.push(tokio::spawn(deliver(
+            reader.clone(),
+            start,
+            wake.clone(),
+            sender.clone(),
+            delivered.clone(),
+            poll,
+        )));
         Ok(Self {
             inner: Arc::new(Inner {
-                instance,
                 sender,
-                notify: Some(db.clone()),
-                listener: Some(task),
+                reader,
+                wake,
+                delivered,
+                notify,
+                retention_days: settings.retention_days,
+                tasks,
             }),
         })
     }
 
-    /// Receives every event published from now on, on any instance.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    /// Every event this instance delivers from now on (the settings cache
+    /// listens here; subscriptions use [`EventBus::feed`]).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Logged>> {
         self.inner.sender.subscribe()
     }
 
-    /// How many subscribers this instance has right now (tests wait for a
+    /// How many receivers this instance has right now (tests wait for a
     /// subscription to be in place before triggering its events).
     pub fn subscriber_count(&self) -> usize {
         self.inner.sender.receiver_count()
     }
 
-    /// Delivers `event` to this instance's subscribers only.
-    pub fn publish_local(&self, event: Event) {
-        let _receivers = self.inner.sender.send(Arc::new(event));
+    /// The id of the last event this instance delivered.
+    pub fn delivered(&self) -> i64 {
+        self.inner.delivered.load(Ordering::Acquire)
     }
 
-    /// Publishes `event`: at once to this instance's subscribers, and through
-    /// `NOTIFY` to the other instances. Call it after the change committed.
-    pub async fn publish(&self, event: Event) {
+    /// Wakes every instance's delivery after a commit that appended
+    /// `events`; does nothing when there were none. Only the unit of work
+    /// calls this.
+    pub(crate) async fn wake(&self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        self.inner.wake.notify_one();
         if let Some(db) = &self.inner.notify {
-            let envelope = Envelope {
-                origin: self.inner.instance,
-                event: event.clone(),
-            };
-            match serde_json::to_string(&envelope) {
-                Ok(payload) => {
-                    let result = db
-                        .execute_raw(Statement::from_sql_and_values(
-                            DatabaseBackend::Postgres,
-                            "SELECT pg_notify($1, $2)",
-                            [CHANNEL.into(), payload.into()],
-                        ))
-                        .await;
-                    if let Err(error) = result {
-                        tracing::error!(%error, "could not notify other instances of an event");
-                    }
-                }
-                Err(error) => tracing::error!(%error, "could not encode an event"),
+            let result = db
+                .execute_raw(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    "SELECT pg_notify($1, '')",
+                    [CHANNEL.into()],
+                ))
+                .await;
+            if let Err(error) = result {
+                // The others still catch up at their next wake-up or poll.
+                tracing::error!(%error, "could not wake the other instances");
             }
         }
-        // No receiver is not an error: nobody is subscribed right now.
-        let _receivers = self.inner.sender.send(Arc::new(event));
+    }
+
+    /// The events after `after` (replayed from the log, then live), or
+    /// from now when `after` is `None`. `CURSOR_EXPIRED` when retention
+    /// has already deleted some of the events after `after`.
+    pub async fn feed(&self, after: Option<i64>) -> AppResult<Feed> {
+        // Subscribe first: whatever is delivered from here on is either in
+        // the replay or in the receiver (or both; ids decide).
+        let receiver = self.inner.sender.subscribe();
+        let (last, replaying) = match after {
+            Some(cursor) => {
+                self.ensure_retained(cursor).await?;
+                (cursor, true)
+            }
+            None => (self.delivered(), false),
+        };
+        Ok(Feed {
+            bus: self.clone(),
+            receiver,
+            last,
+            replaying,
+            pending: VecDeque::new(),
+        })
+    }
+
+    async fn ensure_retained(&self, cursor: i64) -> AppResult<()> {
+        if cursor < event_log::swept_through(&self.inner.reader).await? {
+            return Err(AppError::CursorExpired {
+                retention_days: self.inner.retention_days,
+            });
+        }
+        Ok(())
+    }
+
+    /// A bus with no database and no delivery task: unit tests of
+    /// receivers [`inject`](Self::inject) what it would have delivered.
+    #[cfg(test)]
+    pub(crate) fn detached() -> Self {
+        let (sender, _) = broadcast::channel(CAPACITY);
+        Self {
+            inner: Arc::new(Inner {
+                sender,
+                reader: DatabaseConnection::default(),
+                wake: Arc::new(Notify::new()),
+                delivered: Arc::new(AtomicI64::new(0)),
+                notify: None,
+                retention_days: 7,
+                tasks: Vec::new(),
+            }),
+        }
+    }
+
+    /// Sends `logged` to this instance's receivers as if delivered.
+    #[cfg(test)]
+    pub(crate) fn inject(&self, logged: Logged) {
+        let _receivers = self.inner.sender.send(Arc::new(logged));
     }
 }
 
-/// Re-broadcasts what other instances publish. `recv` reconnects by itself
-/// after a lost connection; other errors are retried after a pause.
-async fn relay(mut listener: PgListener, instance: Uuid, sender: broadcast::Sender<Arc<Event>>) {
-    loop {
-        match listener.recv().await {
-            Ok(notification) => match serde_json::from_str::<Envelope>(notification.payload()) {
-                Ok(envelope) if envelope.origin == instance => {}
-                Ok(envelope) => {
-                    let _receivers = sender.send(Arc::new(envelope.event));
+/// One subscriber's view of the log: every event after its position,
+/// once, in order.
+#[derive(Debug)]
+pub struct Feed {
+    bus: EventBus,
+    receiver: broadcast::Receiver<Arc<Logged>>,
+    /// The id of the last event handed out (or the cursor resumed from).
+    last: i64,
+    /// Reading the log rather than the broadcast.
+    replaying: bool,
+    pending: VecDeque<Arc<Logged>>,
+}
+
+impl Feed {
+    /// The next event; `None` once the bus is gone.
+    pub async fn next(&mut self) -> AppResult<Option<Arc<Logged>>> {
+        loop {
+            if let Some(logged) = self.pending.pop_front() {
+                self.last = logged.id;
+                return Ok(Some(logged));
+            }
+            if self.replaying {
+                let page = event_log::read_after(&self.bus.inner.reader, self.last, PAGE).await?;
+                // Read, then check: the horizon only grows, so if it is
+                // still at or below `last` nothing above it was gone.
+                self.bus.ensure_retained(self.last).await?;
+                if page.is_empty() {
+                    self.replaying = false;
                 }
-                Err(error) => tracing::warn!(%error, "ignoring an undecodable event notification"),
-            },
-            Err(error) => {
-                tracing::warn!(%error, "event listener lost its connection; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                self.pending
+                    .extend(page.into_iter().map(|(id, event)| Arc::new(Logged { id, event })));
+                continue;
+            }
+            match self.receiver.recv().await {
+                Ok(logged) if logged.id <= self.last => {}
+                Ok(logged) => {
+                    self.last = logged.id;
+                    return Ok(Some(logged));
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::info!(
+                        missed,
+                        "a subscriber fell behind the broadcast; replaying from the log"
+                    );
+                    self.replaying = true;
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(None),
             }
         }
+    }
+}
+
+/// Reads the log from `start` whenever woken (or every `poll`) and
+/// broadcasts each event once, in order.
+async fn deliver(
+    reader: DatabaseConnection,
+    start: i64,
+    wake: Arc<Notify>,
+    sender: broadcast::Sender<Arc<Logged>>,
+    delivered: Arc<AtomicI64>,
+    poll: Option<Duration>,
+) {
+    let mut position = start;
+    loop {
+        match poll {
+            Some(poll) => {
+                let _woken_or_due = tokio::time::timeout(poll, wake.notified()).await;
+            }
+            None => wake.notified().await,
+        }
+        loop {
+            match event_log::read_after(&reader, position, PAGE).await {
+                Ok(page) if page.is_empty() => break,
+                Ok(page) => {
+                    for (id, event) in page {
+                        position = id;
+                        delivered.store(id, Ordering::Release);
+                        // No receiver is not an error: nobody is subscribed.
+                        let _receivers = sender.send(Arc::new(Logged { id, event }));
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(error = ?error, "could not read the event log; retrying");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+            }
+        }
+    }
+}
+
+/// Turns other instances' `NOTIFY`s into wake-ups. `try_recv` answers
+/// `None` when the connection was lost (and has reconnected and listens
+/// again by then): the wake-ups sent meanwhile are gone, so delivery
+/// catches up from the log.
+async fn listen(mut listener: PgListener, wake: Arc<Notify>) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(_wake_up)) => {}
+            Ok(None) => {
+                tracing::warn!("the event listener lost its connection; catching up from the log");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the event listener failed; catching up and retrying");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+        wake.notify_one();
     }
 }
 
@@ -290,25 +493,32 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn every_subscriber_receives_a_published_event() {
-        let bus = EventBus::in_process();
-        let (mut first, mut second) = (bus.subscribe(), bus.subscribe());
-        let published = event();
-        bus.publish(published.clone()).await;
-        assert_eq!(first.recv().await.ok().as_deref(), Some(&published));
-        assert_eq!(second.recv().await.ok().as_deref(), Some(&published));
+    #[test]
+    fn events_survive_the_stored_format() {
+        let stored = event();
+        let json = serde_json::to_string(&stored).unwrap_or_default();
+        assert!(json.contains("\"type\":\"SESSION\""), "{json}");
+        let back: Option<Event> = serde_json::from_str(&json).ok();
+        assert_eq!(back, Some(stored));
     }
 
     #[test]
-    fn events_survive_the_wire_format() {
-        let envelope = Envelope {
-            origin: Uuid::now_v7(),
-            event: event(),
-        };
-        let json = serde_json::to_string(&envelope).unwrap_or_default();
-        assert!(json.contains("\"type\":\"SESSION\""), "{json}");
-        let back: Option<Envelope> = serde_json::from_str(&json).ok();
-        assert_eq!(back.map(|envelope| envelope.event), Some(envelope.event));
+    fn cursors_round_trip_and_nothing_else_decodes() {
+        assert_eq!(decode_cursor(&encode_cursor(42)).ok(), Some(42));
+        for forged in [
+            "",
+            "ev",
+            "42",
+            "ev-1",
+            "ev4\u{0}2",
+            "ev99999999999999999999",
+            "ev 1",
+        ] {
+            assert_eq!(
+                decode_cursor(forged).err().map(|error| error.code()),
+                Some("BAD_USER_INPUT"),
+                "{forged:?}"
+            );
+        }
     }
 }

@@ -12,12 +12,11 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::error::AppResult;
-use crate::events::Event;
-use crate::services::login_policy::{deadline, expire_if_due};
+use crate::services::login_policy::{deadline, expire_if_due, warn_if_due, warning_at};
 use crate::services::sessions::expire_due;
 use crate::services::settings::effective_for;
 use crate::state::AppState;
-use crate::unit_of_work;
+use crate::unit_of_work::{self, Outcome};
 
 /// Most sessions one sweep expires; the next sweep takes the rest.
 const SWEEP_BATCH: u64 = 500;
@@ -25,10 +24,12 @@ const SWEEP_BATCH: u64 = 500;
 /// Expires every active session past its end time (by the application's
 /// clock) and announces each change. Returns how many it expired.
 pub async fn sweep_expired_sessions(state: &AppState) -> AppResult<usize> {
-    let txn = unit_of_work::begin(state).await?;
-    let events = expire_due(&txn, state.clock.now(), SWEEP_BATCH).await?;
-    let expired = events.len();
-    unit_of_work::commit(state, txn, events).await?;
+    let now = state.clock.now();
+    let expired = unit_of_work::write(state, async |txn| {
+        let events = expire_due(txn, now, SWEEP_BATCH).await?;
+        Ok(Outcome::announcing(events.len(), events))
+    })
+    .await?;
     if expired > 0 {
         tracing::info!(expired, "expired sessions past their end time");
     }
@@ -37,12 +38,10 @@ pub async fn sweep_expired_sessions(state: &AppState) -> AppResult<usize> {
 
 /// Ends every login session past its idle or absolute timeout (by the
 /// application's clock, under its effective settings) and announces each;
-/// first tells this instance's `loginSessionEvents` subscriptions the time,
-/// so they warn of expiries within their warning period. Returns how many
-/// login sessions it ended.
+/// announces `EXPIRING_SOON` once per deadline for those within their
+/// warning period. Returns how many login sessions it ended.
 pub async fn sweep_login_sessions(state: &AppState) -> AppResult<usize> {
     let now = state.clock.now();
-    state.events.publish_local(Event::Tick(now));
     let open = session_log::Entity::find()
         .filter(session_log::Column::LogoutAt.is_null())
         .order_by_asc(session_log::Column::LastSeenAt)
@@ -63,18 +62,21 @@ pub async fn sweep_login_sessions(state: &AppState) -> AppResult<usize> {
             continue;
         };
         let settings = effective_for(&state.db, &state.settings_cache, account, log.tenant_id).await?;
-        if now < deadline(&log, &settings).at {
+        let due = deadline(&log, &settings);
+        let warned = log.expiry_warned_for == Some(due.at);
+        if now < warning_at(due, &settings) || (warned && now < due.at) {
             continue;
         }
         // One unit of work per login session, after its settings are read
         // (SQLite's single connection cannot serve a read during a write).
-        let txn = unit_of_work::begin(state).await?;
-        let events: Vec<_> = expire_if_due(&txn, &log, &settings, now)
-            .await?
-            .into_iter()
-            .collect();
-        ended += events.len();
-        unit_of_work::commit(state, txn, events).await?;
+        ended += unit_of_work::write(state, async |txn| {
+            if let Some(expired) = expire_if_due(txn, &log, &settings, now).await? {
+                return Ok(Outcome::announcing(1, vec![expired]));
+            }
+            let warned = warn_if_due(txn, &log, &settings, now).await?;
+            Ok(Outcome::announcing(0, warned.into_iter().collect()))
+        })
+        .await?;
     }
     if ended > 0 {
         tracing::info!(ended, "ended login sessions past their timeouts");

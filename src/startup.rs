@@ -75,7 +75,10 @@ impl Application {
         if let Some(observer) = statement_observer {
             db.set_metric_callback(move |info| observer(info));
         }
-        let events = EventBus::for_database(&db).await?;
+        let log_reader = crate::db::connect_log_reader(&settings.database, &db).await?;
+        let events = EventBus::start(&db, log_reader, &settings.events)
+            .await
+            .map_err(AppError::into_anyhow)?;
         let listener = TcpListener::bind(settings.server.bind).await?;
         let address = listener.local_addr()?;
         let authenticator = Authenticator::new(&settings.auth);

@@ -1,30 +1,95 @@
-//! The end of a write: the events it caused go into the event log inside
-//! its transaction, the transaction commits, and only then are subscribers
-//! woken. A write that fails before the commit leaves no event behind and
-//! wakes nobody.
+//! The one way a write happens. [`write`] begins the transaction, runs the
+//! service code (which answers with an [`Outcome`]: its value and the
+//! events it caused), appends those events to the event log inside the same
+//! transaction, commits, and only then wakes the subscribers.
 //!
-//! Issue 10 makes this the only way a write ends (services returning their
-//! events, resolvers never beginning); the mutations that announce changes
-//! already end here.
+//! - A write that fails before the commit rolls back: no row, no event, no
+//!   wake-up.
+//! - A write that must keep what it wrote and still answer an error (a
+//!   failed login records the failure) says so with [`Outcome::Refused`].
+//! - Nothing after the commit can fail: whatever the caller answers must be
+//!   computed inside the unit of work.
+//!
+//! Services take the transaction and never commit or publish; resolvers
+//! never begin.
 
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::event_log;
 use crate::events::Event;
 use crate::state::AppState;
 
-/// Begins a unit of work.
+/// How a unit of work ends.
+#[derive(Debug)]
+#[must_use = "an outcome does nothing until the unit of work ends with it"]
+pub enum Outcome<T> {
+    /// Commit, announce `events`, answer `value`.
+    Done {
+        /// The answer.
+        value: T,
+        /// What the write caused.
+        events: Vec<Event>,
+    },
+    /// Commit what was written, announce `events`, and answer `error`.
+    Refused {
+        /// The answer.
+        error: AppError,
+        /// What the write caused.
+        events: Vec<Event>,
+    },
+}
+
+impl<T> Outcome<T> {
+    /// Commit and answer `value`; nothing to announce.
+    pub fn quiet(value: T) -> Self {
+        Self::Done {
+            value,
+            events: Vec::new(),
+        }
+    }
+
+    /// Commit, announce `events`, answer `value`.
+    pub fn announcing(value: T, events: Vec<Event>) -> Self {
+        Self::Done { value, events }
+    }
+
+    /// Commit what was written, then answer `error`.
+    pub fn refused(error: AppError) -> Self {
+        Self::Refused {
+            error,
+            events: Vec::new(),
+        }
+    }
+}
+
+/// Runs `work` as one unit of work (see the module documentation).
+pub async fn write<T, F>(state: &AppState, work: F) -> AppResult<T>
+where
+    F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<Outcome<T>>,
+{
+    let txn = state.db.begin().await?;
+    // An error here drops `txn`, which rolls it back.
+    let outcome = work(&txn).await?;
+    let (answer, events) = match outcome {
+        Outcome::Done { value, events } => (Ok(value), events),
+        Outcome::Refused { error, events } => (Err(error), events),
+    };
+    event_log::append(&txn, state.clock.now(), &events).await?;
+    txn.commit().await?;
+    state.events.wake(&events).await;
+    answer
+}
+
+/// TEMPORARY: begins a transaction (being replaced by [`write`]).
 pub async fn begin(state: &AppState) -> AppResult<DatabaseTransaction> {
     Ok(state.db.begin().await?)
 }
 
-/// Appends `events` to the event log in `txn`, commits, then publishes them.
+/// TEMPORARY: appends, commits, wakes (being replaced by [`write`]).
 pub async fn commit(state: &AppState, txn: DatabaseTransaction, events: Vec<Event>) -> AppResult<()> {
     event_log::append(&txn, state.clock.now(), &events).await?;
     txn.commit().await?;
-    for event in events {
-        state.events.publish(event).await;
-    }
+    state.events.wake(&events).await;
     Ok(())
 }

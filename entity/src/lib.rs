@@ -64,6 +64,7 @@ macro_rules! active_model_behavior {
 
 pub mod audit_log;
 pub mod event;
+pub mod event_log_state;
 pub mod guardian_link;
 pub mod invitation;
 pub mod login_throttle;
@@ -83,6 +84,7 @@ pub mod video;
 pub mod prelude {
     pub use crate::audit_log::Entity as AuditLog;
     pub use crate::event::Entity as Event;
+    pub use crate::event_log_state::Entity as EventLogState;
     pub use crate::guardian_link::Entity as GuardianLink;
     pub use crate::invitation::Entity as Invitation;
     pub use crate::login_throttle::Entity as LoginThrottle;

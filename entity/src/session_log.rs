@@ -59,6 +59,9 @@ pub struct Model {
     pub device_info: Option<String>,
     /// Why the session ended; `None` while open.
     pub end_reason: Option<SessionEndReason>,
+    /// The deadline an `EXPIRING_SOON` warning was last announced for, so
+    /// each deadline is warned of once.
+    pub expiry_warned_for: Option<DateTimeUtc>,
     /// Creation time.
     pub created_at: DateTimeUtc,
     /// Last modification time.

@@ -31,6 +31,8 @@ mod m20261202_000015_create_invitations;
 mod m20261202_000016_create_login_throttles;
 mod m20261202_000017_keep_audit_trail;
 mod m20261202_000018_create_events;
+mod m20261202_000019_create_event_log_state;
+mod m20261202_000020_add_session_log_expiry_warning;
 
 /// The migrator of the session-manager schema.
 pub struct Migrator;
@@ -57,6 +59,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000016_create_login_throttles::Migration),
             Box::new(m20261202_000017_keep_audit_trail::Migration),
             Box::new(m20261202_000018_create_events::Migration),
+            Box::new(m20261202_000019_create_event_log_state::Migration),
+            Box::new(m20261202_000020_add_session_log_expiry_warning::Migration),
         ]
     }
 }

@@ -163,3 +163,13 @@ impl ContextExt for Context<'_> {
             .map_err(|error| AppError::internal(anyhow::anyhow!("batched load failed: {error}")))
     }
 }
+
+/// The event feed a subscription reads: replayed from `after` (an
+/// `eventId`) and then live, or live from now.
+pub(crate) async fn feed_after(
+    state: &AppState,
+    after: Option<&str>,
+) -> Result<crate::events::Feed, AppError> {
+    let after = after.map(crate::events::decode_cursor).transpose()?;
+    state.events.feed(after).await
+}

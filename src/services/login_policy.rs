@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use entity::session_log::{self, SessionEndReason};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, LoginSessionChange, LoginSessionEvent};
@@ -101,6 +102,42 @@ pub async fn expire_if_due(
     Ok(ended.then(|| ended_event(log.id, log.user_id, due.reason, Some(due.at), now)))
 }
 
+/// Records the `EXPIRING_SOON` warning of `log` if it is due at `now` and
+/// not yet given for its current deadline; returns the event if this call
+/// was the one that recorded it (so two sweepers warn once between them).
+pub async fn warn_if_due(
+    db: &impl ConnectionTrait,
+    log: &session_log::Model,
+    settings: &EffectiveSettings,
+    now: DateTime<Utc>,
+) -> AppResult<Option<Event>> {
+    let due = deadline(log, settings);
+    if now < warning_at(due, settings) || now >= due.at || log.expiry_warned_for == Some(due.at) {
+        return Ok(None);
+    }
+    let recorded = session_log::Entity::update_many()
+        .col_expr(session_log::Column::ExpiryWarnedFor, Expr::value(due.at))
+        .filter(session_log::Column::Id.eq(log.id))
+        .filter(session_log::Column::LogoutAt.is_null())
+        .filter(
+            Condition::any()
+                .add(session_log::Column::ExpiryWarnedFor.is_null())
+                .add(session_log::Column::ExpiryWarnedFor.ne(due.at)),
+        )
+        .exec(db)
+        .await?;
+    Ok((recorded.rows_affected == 1).then(|| {
+        Event::LoginSession(LoginSessionEvent {
+            change: LoginSessionChange::ExpiringSoon,
+            login_session_id: log.id,
+            user_id: log.user_id,
+            end_reason: None,
+            expires_at: Some(due.at),
+            occurred_at: now,
+        })
+    }))
+}
+
 /// Makes room for a new login of `user_id` under `settings` (inside the
 /// login's transaction, with the user's row locked): expires what has
 /// expired, then invalidates every other login session when the settings
@@ -179,6 +216,7 @@ mod tests {
             ip_address: None,
             device_info: None,
             end_reason: None,
+            expiry_warned_for: None,
             created_at: login_at,
             updated_at: login_at,
         }

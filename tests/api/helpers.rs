@@ -121,6 +121,8 @@ impl TestApp {
         settings.database.max_connections = 5;
         // Tests fire bursts of logins; the pool still runs one hash per core.
         settings.passwords.hashing_queue = 256;
+        // Delivery must come from wake-ups alone: a poll would hide a lost one.
+        settings.events.poll_interval_secs = 0;
         settings.auth.token_secret = Some(SecretString::from(TEST_TOKEN_SECRET));
         settings.auth.services = vec![ServiceCredential {
             name: "lock-manager".to_owned(),

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::services::content::{self as service, NewVideo, VideoChanges};
+use crate::unit_of_work::Outcome;
 pub use module::Module;
 pub use video::{FileSize, Video};
 
@@ -123,9 +124,13 @@ impl ContentMutation {
     ) -> Result<Module> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let renamed = service::rename_module(&txn, &scope, state.clock.now(), id, &name).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let now = state.clock.now();
+        let renamed = crate::unit_of_work::write(state, async |txn| {
+            Ok(Outcome::quiet(
+                service::rename_module(txn, &scope, now, id, &name).await?,
+            ))
+        })
+        .await?;
         Ok(Module(renamed))
     }
 

@@ -8,15 +8,14 @@ use async_graphql::{Context, Enum, Object, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use futures_util::stream;
-use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use super::types::{Session, SessionStatus};
 use crate::auth::ConnectionCredentials;
 use crate::auth::UserIdentity;
 use crate::error::AppError;
-use crate::events::{self, Event, SessionChange};
-use crate::graphql::{AppState, ContextExt};
+use crate::events::{self, Event, Feed, Logged, SessionChange};
+use crate::graphql::{AppState, ContextExt, feed_after};
 use crate::services::auth::authenticate;
 use crate::services::scope::Scope;
 use crate::services::sessions as service;
@@ -55,21 +54,29 @@ impl From<SessionChange> for SessionChangeKind {
 }
 
 /// A change of a session, as pushed to subscribers.
-pub struct SessionStatusEvent(events::SessionEvent);
+pub struct SessionStatusEvent {
+    cursor: String,
+    change: events::SessionEvent,
+}
 
 #[Object]
 impl SessionStatusEvent {
+    /// This event's cursor: subscribe again with `after` set to the last one
+    /// you received to get everything since, in order, without a gap.
+    async fn event_id(&self) -> &str {
+        &self.cursor
+    }
     /// What happened.
     async fn change(&self) -> SessionChangeKind {
-        self.0.change.into()
+        self.change.change.into()
     }
     /// The session.
     async fn session_id(&self) -> Uuid {
-        self.0.session_id
+        self.change.session_id
     }
     /// The status the change left it in (none once deleted).
     async fn status(&self) -> Option<SessionStatus> {
-        match self.0.change {
+        match self.change.change {
             SessionChange::Started | SessionChange::Updated | SessionChange::ConfigChanged => {
                 Some(SessionStatus::Active)
             }
@@ -81,24 +88,24 @@ impl SessionStatusEvent {
     }
     /// The supervised user.
     async fn user_id(&self) -> Uuid {
-        self.0.user_id
+        self.change.user_id
     }
     /// The guardian, if any.
     async fn guardian_id(&self) -> Option<Uuid> {
-        self.0.guardian_id
+        self.change.guardian_id
     }
     /// When it happened.
     async fn occurred_at(&self) -> DateTime<Utc> {
-        self.0.occurred_at
+        self.change.occurred_at
     }
     /// The session as it is now (none once deleted).
     async fn session(&self, ctx: &Context<'_>) -> Result<Option<Session>> {
-        if self.0.change == SessionChange::Deleted {
+        if self.change.change == SessionChange::Deleted {
             return Ok(None);
         }
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        match service::find_session(&state.db, &scope, self.0.session_id).await {
+        match service::find_session(&state.db, &scope, self.change.session_id).await {
             Ok(row) => Ok(Some(Session(row))),
             Err(AppError::NotFound { .. }) => Ok(None),
             Err(error) => Err(error.into()),
@@ -109,6 +116,8 @@ impl SessionStatusEvent {
 /// A guardian's session was unlocked (ended early) by the supervised user.
 #[derive(SimpleObject)]
 pub struct UnlockNotification {
+    /// This event's cursor (see `SessionStatusEvent.eventId`).
+    pub event_id: String,
     /// The session.
     pub session_id: Uuid,
     /// The user who unlocked it.
@@ -196,29 +205,26 @@ impl Subscriber {
         }
     }
 
-    /// A stream of what `pick` makes of the bus's events.
-    fn stream<T, F, Fut>(self, pick: F) -> impl Stream<Item = Result<T>> + use<T, F, Fut>
+    /// A stream of what `pick` makes of the events of `feed`.
+    fn stream<T, F, Fut>(self, feed: Feed, pick: F) -> impl Stream<Item = Result<T>> + use<T, F, Fut>
     where
         T: Send + 'static,
-        F: Fn(Subscriber, Arc<Event>) -> Fut + Send + Sync + 'static,
+        F: Fn(Subscriber, Arc<Logged>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Verdict<T>> + Send,
     {
-        let receiver = self.state.events.subscribe();
-        stream::unfold(Some((receiver, self, pick)), |state| async move {
-            let (mut receiver, subscriber, pick) = state?;
+        stream::unfold(Some((feed, self, pick)), |state| async move {
+            let (mut feed, subscriber, pick) = state?;
             loop {
-                match receiver.recv().await {
-                    Ok(event) => match pick(subscriber.clone(), event).await {
+                match feed.next().await {
+                    Ok(Some(logged)) => match pick(subscriber.clone(), logged).await {
                         Verdict::Skip => {}
                         Verdict::Deliver(item) => {
-                            return Some((Ok(item), Some((receiver, subscriber, pick))));
+                            return Some((Ok(item), Some((feed, subscriber, pick))));
                         }
                         Verdict::Stop(error) => return Some((Err(error.into()), None)),
                     },
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "a subscriber fell behind and missed events");
-                    }
-                    Err(RecvError::Closed) => return None,
+                    Ok(None) => return None,
+                    Err(error) => return Some((Err(error.into()), None)),
                 }
             }
         })
@@ -240,6 +246,10 @@ impl SessionsSubscription {
         #[graphql(desc = "Only this session.")] session_id: Option<Uuid>,
         #[graphql(desc = "Only this user's sessions.")] user_id: Option<Uuid>,
         #[graphql(desc = "Only this guardian's sessions.")] guardian_id: Option<Uuid>,
+        #[graphql(
+            desc = "Resume after this `eventId`: first the events since it that you may see, then live."
+        )]
+        after: Option<String>,
     ) -> Result<impl Stream<Item = Result<SessionStatusEvent>> + use<>> {
         let interest = Interest {
             session_id,
@@ -247,8 +257,9 @@ impl SessionsSubscription {
             guardian_id,
         };
         let subscriber = Subscriber::new(ctx)?;
-        Ok(subscriber.stream(move |subscriber, event| async move {
-            let Event::Session(change) = event.as_ref() else {
+        let feed = feed_after(&subscriber.state, after.as_deref()).await?;
+        Ok(subscriber.stream(feed, move |subscriber, logged| async move {
+            let Event::Session(change) = &logged.event else {
                 return Verdict::Skip;
             };
             if !interest.matches(change) {
@@ -258,7 +269,10 @@ impl SessionsSubscription {
                 .admit(change.tenant_id, change.user_id, change.guardian_id)
                 .await
             {
-                Verdict::Deliver(()) => Verdict::Deliver(SessionStatusEvent(change.clone())),
+                Verdict::Deliver(()) => Verdict::Deliver(SessionStatusEvent {
+                    cursor: logged.cursor(),
+                    change: change.clone(),
+                }),
                 Verdict::Skip => Verdict::Skip,
                 Verdict::Stop(error) => Verdict::Stop(error),
             }
@@ -270,10 +284,13 @@ impl SessionsSubscription {
     async fn unlock_notifications(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Resume after this `eventId`: first the notifications since it, then live.")]
+        after: Option<String>,
     ) -> Result<impl Stream<Item = Result<UnlockNotification>> + use<>> {
         let subscriber = Subscriber::new(ctx)?;
-        Ok(subscriber.stream(|subscriber, event| async move {
-            let Event::Unlock(unlock) = event.as_ref() else {
+        let feed = feed_after(&subscriber.state, after.as_deref()).await?;
+        Ok(subscriber.stream(feed, |subscriber, logged| async move {
+            let Event::Unlock(unlock) = &logged.event else {
                 return Verdict::Skip;
             };
             if unlock.guardian_id != subscriber.viewer.user_id
@@ -286,6 +303,7 @@ impl SessionsSubscription {
                 .await
             {
                 Verdict::Deliver(()) => Verdict::Deliver(UnlockNotification {
+                    event_id: logged.cursor(),
                     session_id: unlock.session_id,
                     user_id: unlock.user_id,
                     message: unlock.message.clone(),

@@ -33,7 +33,7 @@ use super::resolution::Values;
 use crate::clock::SharedClock;
 use crate::config::SessionSecurityOptions;
 use crate::error::{AppError, AppResult};
-use crate::events::{Event, EventBus, SettingsScope};
+use crate::events::{Event, EventBus, Logged, SettingsScope};
 
 /// How long an entry lives without being read.
 pub const SLIDING_EXPIRY: Duration = Duration::minutes(5);
@@ -314,10 +314,10 @@ impl SettingsCache {
 /// Invalidates on every settings event until the cache or the bus is gone.
 /// A receiver that fell behind may have missed invalidations: it drops
 /// everything.
-async fn listen(mut receiver: broadcast::Receiver<Arc<Event>>, cache: Weak<Inner>) {
+async fn listen(mut receiver: broadcast::Receiver<Arc<Logged>>, cache: Weak<Inner>) {
     loop {
         let scope = match receiver.recv().await {
-            Ok(event) => match *event {
+            Ok(logged) => match logged.event {
                 Event::SettingsChanged(scope) => Some(scope),
                 _ => continue,
             },
@@ -426,12 +426,15 @@ mod tests {
     #[tokio::test]
     async fn events_on_the_bus_invalidate() {
         let (cache, _) = cache();
-        let bus = EventBus::in_process();
+        let bus = EventBus::detached();
         cache.listen(&bus);
         let generation = cache.generation();
         cache.insert(CacheKey::System, generation, values(1), None);
         let mut invalidations = cache.invalidations();
-        bus.publish(Event::SettingsChanged(SettingsScope::System)).await;
+        bus.inject(Logged {
+            id: 1,
+            event: Event::SettingsChanged(SettingsScope::System),
+        });
         let waited = invalidations
             .wait_for(|count| *count >= 1)
             .await
