@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::unit_of_work::{Outcome, write_detached};
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
-use sea_orm::TransactionTrait;
 
 use crate::config::Settings;
 use crate::error::AppError;
@@ -171,40 +171,45 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             let password = read_password()?;
             let db = crate::db::connect(&settings.database).await?;
             crate::db::migrate(&db).await?;
-            let txn = db.begin().await?;
-            let account = super_admins::create_admin(&txn, Utc::now(), &email, name.as_deref(), &password)
-                .await
-                .map_err(AppError::into_anyhow)?;
-            txn.commit().await?;
+            let now = Utc::now();
+            let account = write_detached(&db, now, async |txn| {
+                let account =
+                    super_admins::create_admin(txn, now, &email, name.as_deref(), &password).await?;
+                Ok(Outcome::quiet(account))
+            })
+            .await
+            .map_err(AppError::into_anyhow)?;
             writeln!(stdout, "Created super admin {} ({})", account.email, account.id)?;
         }
         Command::Promote { email } => {
             let db = crate::db::connect(&settings.database).await?;
-            let txn = db.begin().await?;
-            let changed = super_admins::promote(&txn, Utc::now(), &email)
-                .await
-                .map_err(AppError::into_anyhow)?;
-            txn.commit().await?;
+            let now = Utc::now();
+            let changed = write_detached(&db, now, async |txn| {
+                super_admins::promote(txn, now, &email).await
+            })
+            .await
+            .map_err(AppError::into_anyhow)?;
             let outcome = if changed { "is now" } else { "was already" };
             writeln!(stdout, "{} {outcome} a super admin", email.trim().to_lowercase())?;
         }
         Command::Demote { email } => {
             let db = crate::db::connect(&settings.database).await?;
-            let txn = db.begin().await?;
-            let changed = super_admins::demote(&txn, Utc::now(), &email)
+            let now = Utc::now();
+            let changed = write_detached(&db, now, async |txn| super_admins::demote(txn, now, &email).await)
                 .await
                 .map_err(AppError::into_anyhow)?;
-            txn.commit().await?;
             let outcome = if changed { "is no longer" } else { "was not" };
             writeln!(stdout, "{} {outcome} a super admin", email.trim().to_lowercase())?;
         }
         Command::Unlock { email, address } => {
             let db = crate::db::connect(&settings.database).await?;
-            let txn = db.begin().await?;
-            let lifted = super_admins::unlock(&txn, Utc::now(), email.as_deref(), address.as_deref())
-                .await
-                .map_err(AppError::into_anyhow)?;
-            txn.commit().await?;
+            let now = Utc::now();
+            let lifted = write_detached(&db, now, async |txn| {
+                let lifted = super_admins::unlock(txn, now, email.as_deref(), address.as_deref()).await?;
+                Ok(Outcome::quiet(lifted))
+            })
+            .await
+            .map_err(AppError::into_anyhow)?;
             writeln!(
                 stdout,
                 "{}",

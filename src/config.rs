@@ -76,6 +76,10 @@ pub struct EventLogSettings {
     /// net should a wake-up (`NOTIFY`) be lost without the connection
     /// dropping. Default 30; 0 turns it off.
     pub poll_interval_secs: u64,
+    /// Connections of the pool the log is read through (delivery and the
+    /// replays of resuming subscribers), apart from the request pool so
+    /// that neither waits for the other. Default 4, at least 2.
+    pub reader_connections: u32,
 }
 
 impl Default for EventLogSettings {
@@ -83,6 +87,7 @@ impl Default for EventLogSettings {
         Self {
             retention_days: 7,
             poll_interval_secs: 30,
+            reader_connections: 4,
         }
     }
 }
@@ -650,6 +655,11 @@ impl Settings {
                  outlive a lockout, or the next failure would start over",
                 throttle.window_secs, throttle.max_lockout_secs
             )));
+        }
+        if self.events.reader_connections < 2 {
+            return Err(ConfigError::OutOfRange(
+                "events.reader_connections must be at least 2: one delivers while another replays".to_owned(),
+            ));
         }
         if self.events.retention_days < 1 {
             return Err(ConfigError::OutOfRange(

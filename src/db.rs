@@ -38,22 +38,23 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     Database::connect(options).await
 }
 
-/// The pool the event log is read through. On PostgreSQL the main pool. On
-/// SQLite a pool of its own on the same file: the main pool's single
-/// connection is held by each write in turn, and delivery and replays must
-/// not queue behind them (WAL lets readers run beside the writer). An
-/// in-memory database cannot be shared, so it keeps the main pool.
+/// The pool the event log is read through: `connections` of its own, so
+/// that delivery and replays never queue behind requests (on SQLite, behind
+/// the single connection each write holds in turn; WAL lets readers run
+/// beside the writer). An in-memory SQLite database cannot be shared, so it
+/// keeps the main pool.
 pub async fn connect_log_reader(
     settings: &DatabaseSettings,
+    connections: u32,
     db: &DatabaseConnection,
 ) -> Result<DatabaseConnection, DbErr> {
     let url = settings.url.expose_secret();
-    if settings.is_postgres() || url.contains(":memory:") || url.contains("mode=memory") {
+    if !settings.is_postgres() && (url.contains(":memory:") || url.contains("mode=memory")) {
         return Ok(db.clone());
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .max_connections(2)
+        .max_connections(connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
         .sqlx_logging(settings.log_statements)
         .map_sqlx_sqlite_opts(|options| {

@@ -31,6 +31,10 @@ pub fn topic(event: &Event) -> &'static str {
         Event::Unlock(_) => "UNLOCK",
         Event::SettingsChanged(_) => "SETTINGS_CHANGED",
         Event::LoginSession(_) => "LOGIN_SESSION",
+        Event::Account(_) => "ACCOUNT",
+        Event::Membership(_) => "MEMBERSHIP",
+        Event::GuardianLink(_) => "GUARDIAN_LINK",
+        Event::Organisation(_) => "ORGANISATION",
     }
 }
 
@@ -40,7 +44,10 @@ pub fn tenant_of(event: &Event) -> Option<Uuid> {
         Event::Session(session) => Some(session.tenant_id),
         Event::Unlock(unlock) => Some(unlock.tenant_id),
         Event::SettingsChanged(SettingsScope::Tenant(tenant_id)) => Some(*tenant_id),
-        Event::SettingsChanged(_) | Event::LoginSession(_) => None,
+        Event::Membership(membership) => Some(membership.tenant_id),
+        Event::GuardianLink(link) => Some(link.tenant_id),
+        Event::Organisation(organisation) => Some(organisation.tenant_id),
+        Event::SettingsChanged(_) | Event::LoginSession(_) | Event::Account(_) => None,
     }
 }
 

@@ -115,6 +115,9 @@ pub enum LoginSessionChange {
     Revoked,
     /// The user logged out.
     LoggedOut,
+    /// Its tenant context moved to another tenant (switched by the user, or
+    /// reset to the default when access was lost).
+    TenantSwitched,
 }
 
 /// A change of a login session, for its user's clients.
@@ -149,6 +152,158 @@ pub enum SettingsScope {
     User(Uuid),
 }
 
+/// What happened to an account itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AccountChange {
+    /// Its name, e-mail address, password or limits changed.
+    Updated,
+    /// It was deleted.
+    Deleted,
+    /// It became a super admin.
+    Promoted,
+    /// It stopped being a super admin.
+    Demoted,
+}
+
+/// A change of an account, for whatever holds what it knows of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountEvent {
+    /// What happened.
+    pub change: AccountChange,
+    /// The account.
+    pub user_id: Uuid,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// What happened to a membership of an account in a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MembershipChange {
+    /// The account joined the tenant (added, or an invitation accepted).
+    Added,
+    /// Its role changed.
+    RoleChanged,
+    /// Its school in the tenant changed.
+    SchoolChanged,
+    /// It became the account's default tenant (the previous default
+    /// stopped being it).
+    DefaultChanged,
+    /// It left the tenant (removed, or the school or tenant went away).
+    Removed,
+}
+
+/// A change of a membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipEvent {
+    /// What happened.
+    pub change: MembershipChange,
+    /// The account.
+    pub user_id: Uuid,
+    /// The tenant.
+    pub tenant_id: Uuid,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A guardian link was made or removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardianLinkEvent {
+    /// Whether the link now exists.
+    pub linked: bool,
+    /// The guardian.
+    pub guardian_id: Uuid,
+    /// The supervised user.
+    pub user_id: Uuid,
+    /// The tenant of the link.
+    pub tenant_id: Uuid,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// What happened to a tenant or a school.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrganisationChange {
+    /// It was created.
+    Created,
+    /// It was renamed.
+    Renamed,
+    /// It was deleted (with everything that belonged to it).
+    Deleted,
+}
+
+/// A change of a tenant, or of a school when `school_id` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganisationEvent {
+    /// What happened.
+    pub change: OrganisationChange,
+    /// The tenant (the school's tenant for a school).
+    pub tenant_id: Uuid,
+    /// The school, when the change is a school's.
+    pub school_id: Option<Uuid>,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl Event {
+    /// An [`Event::Account`].
+    pub fn account(change: AccountChange, user_id: Uuid, now: DateTime<Utc>) -> Self {
+        Self::Account(AccountEvent {
+            change,
+            user_id,
+            occurred_at: now,
+        })
+    }
+
+    /// An [`Event::Membership`].
+    pub fn membership(change: MembershipChange, user_id: Uuid, tenant_id: Uuid, now: DateTime<Utc>) -> Self {
+        Self::Membership(MembershipEvent {
+            change,
+            user_id,
+            tenant_id,
+            occurred_at: now,
+        })
+    }
+
+    /// An [`Event::GuardianLink`].
+    pub fn guardian_link(
+        linked: bool,
+        guardian_id: Uuid,
+        user_id: Uuid,
+        tenant_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self::GuardianLink(GuardianLinkEvent {
+            linked,
+            guardian_id,
+            user_id,
+            tenant_id,
+            occurred_at: now,
+        })
+    }
+
+    /// An [`Event::Organisation`] of a tenant, or of one of its schools.
+    pub fn organisation(
+        change: OrganisationChange,
+        tenant_id: Uuid,
+        school_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self::Organisation(OrganisationEvent {
+            change,
+            tenant_id,
+            school_id,
+            occurred_at: now,
+        })
+    }
+}
+
 /// Everything that is announced (each one is a row of the event log).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -162,6 +317,14 @@ pub enum Event {
     SettingsChanged(SettingsScope),
     /// A login session changed.
     LoginSession(LoginSessionEvent),
+    /// An account changed.
+    Account(AccountEvent),
+    /// A membership changed.
+    Membership(MembershipEvent),
+    /// A guardian link was made or removed.
+    GuardianLink(GuardianLinkEvent),
+    /// A tenant or a school changed.
+    Organisation(OrganisationEvent),
 }
 
 /// An event as read from the log: its id is its cursor.
@@ -297,17 +460,7 @@ impl EventBus {
         }
         self.inner.wake.notify_one();
         if let Some(db) = &self.inner.notify {
-            let result = db
-                .execute_raw(Statement::from_sql_and_values(
-                    DatabaseBackend::Postgres,
-                    "SELECT pg_notify($1, '')",
-                    [CHANNEL.into()],
-                ))
-                .await;
-            if let Err(error) = result {
-                // The others still catch up at their next wake-up or poll.
-                tracing::error!(%error, "could not wake the other instances");
-            }
+            wake_instances(db).await;
         }
     }
 
@@ -323,7 +476,12 @@ impl EventBus {
                 self.ensure_retained(cursor).await?;
                 (cursor, true)
             }
-            None => (self.delivered(), false),
+            // From now: past whatever is committed already, delivered here
+            // yet or not.
+            None => {
+                let end = event_log::last_id(&self.inner.reader).await?.unwrap_or(0);
+                (end.max(self.delivered()), false)
+            }
         };
         Ok(Feed {
             bus: self.clone(),
@@ -365,6 +523,25 @@ impl EventBus {
     #[cfg(test)]
     pub(crate) fn inject(&self, logged: Logged) {
         let _receivers = self.inner.sender.send(Arc::new(logged));
+    }
+}
+
+/// Wakes the instances serving from `db` (PostgreSQL `NOTIFY`; nothing to
+/// do on SQLite, whose single instance polls for other processes' writes).
+pub(crate) async fn wake_instances(db: &DatabaseConnection) {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return;
+    }
+    let result = db
+        .execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_notify($1, '')",
+            [CHANNEL.into()],
+        ))
+        .await;
+    if let Err(error) = result {
+        // They still catch up at their next wake-up or poll.
+        tracing::error!(%error, "could not wake the other instances");
     }
 }
 

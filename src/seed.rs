@@ -7,14 +7,13 @@ use entity::tenant_membership::MembershipRole;
 use entity::{
     guardian_link, module, school, session, session_config, tenant, tenant_membership, user, video,
 };
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::services::passwords::hash_password;
+use crate::unit_of_work::{Outcome, write_detached};
 
 /// The tenant the demo creates.
 pub const DEMO_TENANT: &str = "Demo District";
@@ -106,150 +105,153 @@ pub async fn seed_demo(db: &DatabaseConnection) -> AppResult<DemoData> {
             logins,
         });
     }
-    let txn = db.begin().await?;
-    let district = tenant::ActiveModel {
-        name: Set(DEMO_TENANT.to_owned()),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    let north = school::ActiveModel {
-        tenant_id: Set(district.id),
-        name: Set("North High School".to_owned()),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    school::ActiveModel {
-        tenant_id: Set(district.id),
-        name: Set("South Middle School".to_owned()),
-        is_shared_device_mode: Set(Some(true)),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
+    // Created through the unit of work like any write (it announces nothing).
+    let district = write_detached(db, chrono::Utc::now(), async |txn| {
+        let district = tenant::ActiveModel {
+            name: Set(DEMO_TENANT.to_owned()),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        let north = school::ActiveModel {
+            tenant_id: Set(district.id),
+            name: Set("North High School".to_owned()),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        school::ActiveModel {
+            tenant_id: Set(district.id),
+            name: Set("South Middle School".to_owned()),
+            is_shared_device_mode: Set(Some(true)),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
 
-    let roles = [
-        MembershipRole::Admin,
-        MembershipRole::Guardian,
-        MembershipRole::Member,
-        MembershipRole::Member,
-    ];
-    let names = ["Avery Admin", "Gale Guardian", "Alex Student", "Sam Student"];
-    let mut users = Vec::new();
-    for ((login, role), name) in LOGINS.iter().zip(roles).zip(names) {
-        let account = user::ActiveModel {
-            email: Set(login.email.to_owned()),
-            name: Set(Some(name.to_owned())),
-            password_hash: Set(hash_password(login.password)?),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        tenant_membership::ActiveModel {
-            user_id: Set(account.id),
-            tenant_id: Set(district.id),
-            role: Set(role),
-            is_default: Set(true),
-            school_id: Set(Some(north.id)),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        users.push(account);
-    }
-    let [_admin, guardian, alex, sam] = users.as_slice() else {
-        return Err(AppError::internal(anyhow::anyhow!("demo users were not created")));
-    };
-    for supervised in [alex, sam] {
-        guardian_link::ActiveModel {
-            tenant_id: Set(district.id),
-            guardian_id: Set(guardian.id),
-            user_id: Set(supervised.id),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-    }
-
-    let now = chrono::Utc::now();
-    let plans = [
-        (
-            alex,
-            "Study mode",
-            session::SessionStatus::Active,
-            now,
-            Some(now + Duration::hours(2)),
-        ),
-        (
-            alex,
-            "Weekend reading",
-            session::SessionStatus::Ended,
-            now - Duration::days(2),
-            Some(now - Duration::days(2) + Duration::hours(1)),
-        ),
-        (
-            sam,
-            "Homework hour",
-            session::SessionStatus::Active,
-            now,
-            Some(now + Duration::hours(1)),
-        ),
-    ];
-    for (supervised, name, status, start, end) in plans {
-        let row = session::ActiveModel {
-            tenant_id: Set(district.id),
-            user_id: Set(supervised.id),
-            guardian_id: Set(Some(guardian.id)),
-            name: Set(name.to_owned()),
-            session_type: Set("Linear Flow".to_owned()),
-            status: Set(status),
-            start_time: Set(start),
-            end_time: Set(end),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        session_config::ActiveModel {
-            session_id: Set(row.id),
-            label: Set(Some(name.to_lowercase())),
-            lock_profile: Set(Some(
-                json!({ "lockedApps": ["tiktok", "youtube"], "whitelist": ["duolingo"] }),
-            )),
-            notify_on_unlock: Set(true),
-            custom_message: Set(Some(format!(
-                "{} unlocked early",
-                supervised.name.as_deref().unwrap_or("Your child")
-            ))),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        for (index, module_name) in ["Warm-up", "Lesson", "Quiz"].into_iter().enumerate() {
-            let part = module::ActiveModel {
-                session_id: Set(row.id),
-                name: Set(module_name.to_owned()),
-                order_index: Set(i32::try_from(index).unwrap_or(i32::MAX)),
+        let roles = [
+            MembershipRole::Admin,
+            MembershipRole::Guardian,
+            MembershipRole::Member,
+            MembershipRole::Member,
+        ];
+        let names = ["Avery Admin", "Gale Guardian", "Alex Student", "Sam Student"];
+        let mut users = Vec::new();
+        for ((login, role), name) in LOGINS.iter().zip(roles).zip(names) {
+            let account = user::ActiveModel {
+                email: Set(login.email.to_owned()),
+                name: Set(Some(name.to_owned())),
+                password_hash: Set(hash_password(login.password)?),
                 ..Default::default()
             }
-            .insert(&txn)
+            .insert(txn)
             .await?;
-            for clip in 1..=2 {
-                let file_name = format!("{}-{clip}.mp4", module_name.to_lowercase());
-                video::ActiveModel {
-                    module_id: Set(part.id),
-                    file_url: Set(format!("https://videos.demo.example/{}/{file_name}", row.id)),
-                    file_name: Set(file_name),
-                    file_size: Set(25 * 1024 * 1024 * i64::from(clip)),
-                    mime_type: Set("video/mp4".to_owned()),
+            tenant_membership::ActiveModel {
+                user_id: Set(account.id),
+                tenant_id: Set(district.id),
+                role: Set(role),
+                is_default: Set(true),
+                school_id: Set(Some(north.id)),
+                ..Default::default()
+            }
+            .insert(txn)
+            .await?;
+            users.push(account);
+        }
+        let [_admin, guardian, alex, sam] = users.as_slice() else {
+            return Err(AppError::internal(anyhow::anyhow!("demo users were not created")));
+        };
+        for supervised in [alex, sam] {
+            guardian_link::ActiveModel {
+                tenant_id: Set(district.id),
+                guardian_id: Set(guardian.id),
+                user_id: Set(supervised.id),
+                ..Default::default()
+            }
+            .insert(txn)
+            .await?;
+        }
+
+        let now = chrono::Utc::now();
+        let plans = [
+            (
+                alex,
+                "Study mode",
+                session::SessionStatus::Active,
+                now,
+                Some(now + Duration::hours(2)),
+            ),
+            (
+                alex,
+                "Weekend reading",
+                session::SessionStatus::Ended,
+                now - Duration::days(2),
+                Some(now - Duration::days(2) + Duration::hours(1)),
+            ),
+            (
+                sam,
+                "Homework hour",
+                session::SessionStatus::Active,
+                now,
+                Some(now + Duration::hours(1)),
+            ),
+        ];
+        for (supervised, name, status, start, end) in plans {
+            let row = session::ActiveModel {
+                tenant_id: Set(district.id),
+                user_id: Set(supervised.id),
+                guardian_id: Set(Some(guardian.id)),
+                name: Set(name.to_owned()),
+                session_type: Set("Linear Flow".to_owned()),
+                status: Set(status),
+                start_time: Set(start),
+                end_time: Set(end),
+                ..Default::default()
+            }
+            .insert(txn)
+            .await?;
+            session_config::ActiveModel {
+                session_id: Set(row.id),
+                label: Set(Some(name.to_lowercase())),
+                lock_profile: Set(Some(
+                    json!({ "lockedApps": ["tiktok", "youtube"], "whitelist": ["duolingo"] }),
+                )),
+                notify_on_unlock: Set(true),
+                custom_message: Set(Some(format!(
+                    "{} unlocked early",
+                    supervised.name.as_deref().unwrap_or("Your child")
+                ))),
+                ..Default::default()
+            }
+            .insert(txn)
+            .await?;
+            for (index, module_name) in ["Warm-up", "Lesson", "Quiz"].into_iter().enumerate() {
+                let part = module::ActiveModel {
+                    session_id: Set(row.id),
+                    name: Set(module_name.to_owned()),
+                    order_index: Set(i32::try_from(index).unwrap_or(i32::MAX)),
                     ..Default::default()
                 }
-                .insert(&txn)
+                .insert(txn)
                 .await?;
+                for clip in 1..=2 {
+                    let file_name = format!("{}-{clip}.mp4", module_name.to_lowercase());
+                    video::ActiveModel {
+                        module_id: Set(part.id),
+                        file_url: Set(format!("https://videos.demo.example/{}/{file_name}", row.id)),
+                        file_name: Set(file_name),
+                        file_size: Set(25 * 1024 * 1024 * i64::from(clip)),
+                        mime_type: Set("video/mp4".to_owned()),
+                        ..Default::default()
+                    }
+                    .insert(txn)
+                    .await?;
+                }
             }
         }
-    }
-    txn.commit().await?;
+        Ok(Outcome::quiet(district))
+    })
+    .await?;
     Ok(DemoData {
         tenant_id: district.id,
         created: true,

@@ -75,7 +75,9 @@ impl Application {
         if let Some(observer) = statement_observer {
             db.set_metric_callback(move |info| observer(info));
         }
-        let log_reader = crate::db::connect_log_reader(&settings.database, &db).await?;
+        let log_reader =
+            crate::db::connect_log_reader(&settings.database, settings.events.reader_connections, &db)
+                .await?;
         let events = EventBus::start(&db, log_reader, &settings.events)
             .await
             .map_err(AppError::into_anyhow)?;

@@ -13,11 +13,12 @@
 //! Services take the transaction and never commit or publish; resolvers
 //! never begin.
 
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use crate::error::{AppError, AppResult};
 use crate::event_log;
-use crate::events::Event;
+use crate::events::{self, Event};
 use crate::state::AppState;
 
 /// How a unit of work ends.
@@ -63,33 +64,55 @@ impl<T> Outcome<T> {
     }
 }
 
+/// A service's `(value, events)` as the outcome that commits both.
+impl<T> From<(T, Vec<Event>)> for Outcome<T> {
+    fn from((value, events): (T, Vec<Event>)) -> Self {
+        Self::announcing(value, events)
+    }
+}
+
 /// Runs `work` as one unit of work (see the module documentation).
 pub async fn write<T, F>(state: &AppState, work: F) -> AppResult<T>
 where
     F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<Outcome<T>>,
 {
-    let txn = state.db.begin().await?;
+    let (answer, events) = run(&state.db, state.clock.now(), work).await?;
+    state.events.wake(&events).await;
+    answer
+}
+
+/// [`write`] for a process that serves no subscribers (the command line):
+/// the events are logged the same way, and the serving instances are woken
+/// through the database (on SQLite they read them at their next poll).
+pub async fn write_detached<T, F>(db: &DatabaseConnection, now: DateTime<Utc>, work: F) -> AppResult<T>
+where
+    F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<Outcome<T>>,
+{
+    let (answer, events) = run(db, now, work).await?;
+    if !events.is_empty() {
+        events::wake_instances(db).await;
+    }
+    answer
+}
+
+/// Begins, runs `work`, appends its events, commits; the answer and the
+/// events to wake subscribers with.
+async fn run<T, F>(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    work: F,
+) -> AppResult<(AppResult<T>, Vec<Event>)>
+where
+    F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<Outcome<T>>,
+{
+    let txn = db.begin().await?;
     // An error here drops `txn`, which rolls it back.
     let outcome = work(&txn).await?;
     let (answer, events) = match outcome {
         Outcome::Done { value, events } => (Ok(value), events),
         Outcome::Refused { error, events } => (Err(error), events),
     };
-    event_log::append(&txn, state.clock.now(), &events).await?;
+    event_log::append(&txn, now, &events).await?;
     txn.commit().await?;
-    state.events.wake(&events).await;
-    answer
-}
-
-/// TEMPORARY: begins a transaction (being replaced by [`write`]).
-pub async fn begin(state: &AppState) -> AppResult<DatabaseTransaction> {
-    Ok(state.db.begin().await?)
-}
-
-/// TEMPORARY: appends, commits, wakes (being replaced by [`write`]).
-pub async fn commit(state: &AppState, txn: DatabaseTransaction, events: Vec<Event>) -> AppResult<()> {
-    event_log::append(&txn, state.clock.now(), &events).await?;
-    txn.commit().await?;
-    state.events.wake(&events).await;
-    Ok(())
+    Ok((answer, events))
 }

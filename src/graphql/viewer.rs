@@ -13,6 +13,7 @@ use crate::graphql::ContextExt;
 use crate::graphql::login_sessions::LoginSession;
 use crate::graphql::tenancy::{Membership, MembershipRole, Tenant, User};
 use crate::services::tenant_context;
+use crate::unit_of_work::write;
 
 /// The caller and their tenant context.
 pub struct Viewer {
@@ -144,13 +145,10 @@ impl TenantContextMutation {
             .await
             .map_err(AppError::from)?
             .ok_or(AppError::NotFound { resource: "user" })?;
-        let context = tenant_context::switch_tenant(
-            &state.db,
-            state.clock.now(),
-            &account,
-            identity.login_session_id,
-            tenant_id,
-        )
+        let now = state.clock.now();
+        let context = write(state, async |txn| {
+            tenant_context::switch_tenant(txn, now, &account, identity.login_session_id, tenant_id).await
+        })
         .await?;
         // Built from what is known, with no query after the commit.
         Ok(Viewer::new(
@@ -166,13 +164,17 @@ impl TenantContextMutation {
     async fn set_default_tenant(&self, ctx: &Context<'_>, tenant_id: Uuid) -> Result<Membership> {
         let identity = ctx.viewer()?;
         let state = ctx.state()?;
-        let membership = tenant_context::set_default_tenant(
-            &state.db,
-            state.clock.now(),
-            identity.user_id,
-            identity.login_session_id,
-            tenant_id,
-        )
+        let now = state.clock.now();
+        let membership = write(state, async |txn| {
+            tenant_context::set_default_tenant(
+                txn,
+                now,
+                identity.user_id,
+                identity.login_session_id,
+                tenant_id,
+            )
+            .await
+        })
         .await?;
         Ok(Membership(membership))
     }

@@ -8,8 +8,8 @@ use entity::session_log::SessionEndReason;
 use entity::{session_log, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
-    QueryFilter, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QuerySelect, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -23,6 +23,7 @@ use crate::services::settings::effective_for;
 use crate::services::tenant_context::{self, AutomaticReason, TenantContext};
 use crate::services::throttle;
 use crate::state::AppState;
+use crate::unit_of_work::{Outcome, write};
 
 /// Longest stored user agent or device description, in characters.
 const MAX_CLIENT_TEXT: usize = 512;
@@ -103,12 +104,17 @@ pub async fn login(
     device_info: Option<String>,
     client: ClientInfo,
 ) -> AppResult<LoginOutcome> {
-    let (db, authenticator) = (&state.db, &state.authenticator);
+    let db = &state.db;
     let email = email.trim().to_lowercase();
     // Counted before anything is looked up, so that an address without an
     // account is throttled exactly like one with.
     let keys = throttle::keys_for(&email, client.ip_address.as_deref());
-    let admission = throttle::admit(db, &state.settings.login_throttle, now, keys).await?;
+    let throttling = &state.settings.login_throttle;
+    // Its own unit of work, committed before the (slow) password check.
+    let admission = write(state, async |txn| {
+        Ok(Outcome::quiet(throttle::admit(txn, throttling, now, keys).await?))
+    })
+    .await?;
     let account = user::Entity::find()
         .filter(user::Column::Email.eq(&email))
         .one(db)
@@ -123,27 +129,52 @@ pub async fn login(
     let account = match account {
         Some(account) if matches => account,
         other => {
+            // The failure is recorded (committed), and the answer is still an error.
             let account_id = other.as_ref().map(|account| account.id);
-            throttle::failed(db, &state.settings.login_throttle, now, &admission, account_id).await?;
-            return Err(AppError::Unauthenticated("invalid e-mail or password".to_owned()));
+            return write(state, async |txn| {
+                throttle::failed(txn, throttling, now, &admission, account_id).await?;
+                Ok(Outcome::refused(AppError::Unauthenticated(
+                    "invalid e-mail or password".to_owned(),
+                )))
+            })
+            .await;
         }
     };
-    throttle::succeeded(db, &admission).await?;
+    let outcome = write(state, async |txn| {
+        throttle::succeeded(txn, &admission).await?;
+        open_login_session(state, txn, now, account, device_info, client).await
+    })
+    .await?;
+    tracing::info!(user_id = %outcome.user.id, login_session_id = %outcome.login_session.id, "login");
+    Ok(outcome)
+}
 
-    let txn = db.begin().await?;
+/// Opens the login session of a verified login, inside its unit of work:
+/// makes room under the concurrent-session policy, records the tenant
+/// context, and signs the token (before the commit: nothing that can fail
+/// comes after it).
+async fn open_login_session(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    now: DateTime<Utc>,
+    account: user::Model,
+    device_info: Option<String>,
+    client: ClientInfo,
+) -> AppResult<Outcome<LoginOutcome>> {
+    let authenticator = &state.authenticator;
     // Logins of one user take turns, so that the concurrent-session limit
     // holds however many arrive at once (SQLite's single writer already
     // serialises them).
     if txn.get_database_backend() == DatabaseBackend::Postgres {
         user::Entity::find_by_id(account.id)
             .lock_exclusive()
-            .one(&txn)
+            .one(txn)
             .await?;
     }
-    let context = tenant_context::initial_context(&txn, now, &account).await?;
-    let settings = effective_for(&txn, &state.settings_cache, &account, context.tenant_id).await?;
+    let context = tenant_context::initial_context(txn, now, &account).await?;
+    let settings = effective_for(txn, &state.settings_cache, &account, context.tenant_id).await?;
     let events = admit_login(
-        &txn,
+        txn,
         &state.settings_cache,
         &account,
         &settings,
@@ -163,11 +194,11 @@ pub async fn login(
         updated_at: Set(now),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
     if let Some(tenant_id) = context.tenant_id {
         tenant_context::record(
-            &txn,
+            txn,
             now,
             account.id,
             tenant_id,
@@ -187,15 +218,16 @@ pub async fn login(
     let token = authenticator
         .keys
         .issue(account.id, login_session.id, now, expires_at)?;
-    crate::unit_of_work::commit(state, txn, events).await?;
-    tracing::info!(user_id = %account.id, login_session_id = %login_session.id, "login");
-    Ok(LoginOutcome {
-        token,
-        expires_at,
-        login_session,
-        user: account,
-        context,
-    })
+    Ok(Outcome::announcing(
+        LoginOutcome {
+            token,
+            expires_at,
+            login_session,
+            user: account,
+            context,
+        },
+        events,
+    ))
 }
 
 async fn dummy_hash(passwords: &PasswordPool) -> AppResult<String> {
@@ -258,12 +290,11 @@ pub async fn authenticate(
     // Only a login session past its deadline costs a write (a unit of work
     // of its own, so the expiry is logged with it).
     if now >= deadline(&log, &settings).at {
-        let txn = crate::unit_of_work::begin(state).await?;
-        let events: Vec<_> = expire_if_due(&txn, &log, &settings, now)
-            .await?
-            .into_iter()
-            .collect();
-        crate::unit_of_work::commit(state, txn, events).await?;
+        write(state, async |txn| {
+            let expired = expire_if_due(txn, &log, &settings, now).await?;
+            Ok(Outcome::announcing((), expired.into_iter().collect()))
+        })
+        .await?;
     }
     if now >= deadline(&log, &settings).at {
         let reason = deadline(&log, &settings).reason;
@@ -277,7 +308,7 @@ pub async fn authenticate(
             "the token has expired: log in again".to_owned(),
         ));
     }
-    let context = match tenant_context::resolve(db, now, &log, &account).await {
+    let context = match tenant_context::resolve(state, now, &log, &account).await {
         Ok(context) => context,
         Err(AppError::Forbidden(reason)) => return Ok(Identity::NoAccess(reason)),
         Err(error) => return Err(error),

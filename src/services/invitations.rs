@@ -22,10 +22,12 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
+use crate::events::{Event, MembershipChange};
 use crate::services::admin::{DefaultReason, normalize_email, record_default};
 use crate::services::audit::{self, AccountAction, AccountRecord};
 use crate::services::scope::Scope;
 use crate::services::tenant_context::{default_membership, membership};
+use crate::unit_of_work::Outcome;
 
 /// Most open invitations listed at once.
 pub const MAX_LISTED: u64 = 200;
@@ -227,7 +229,7 @@ pub async fn accept(
     now: DateTime<Utc>,
     account: &user::Model,
     id: Uuid,
-) -> AppResult<tenant_membership::Model> {
+) -> AppResult<Outcome<tenant_membership::Model>> {
     let invitation = mine(db, now, account, id).await?;
     if membership(db, account.id, invitation.tenant_id).await?.is_some() {
         return Err(already_member());
@@ -279,7 +281,8 @@ pub async fn accept(
     )
     .await?;
     tracing::info!(invitation_id = %invitation.id, user_id = %account.id, "invitation accepted");
-    Ok(joined)
+    let added = Event::membership(MembershipChange::Added, account.id, joined.tenant_id, now);
+    Ok(Outcome::announcing(joined, vec![added]))
 }
 
 /// Declines an invitation addressed to `account`; returns its id.

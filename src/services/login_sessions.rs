@@ -5,9 +5,12 @@ use entity::session_log::{self, SessionEndReason};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
+use crate::auth::UserIdentity;
 use crate::error::{AppError, AppResult};
 use crate::services::auth::end_login_session;
+use crate::services::login_policy::ended_event;
 use crate::services::scope::Scope;
+use crate::unit_of_work::Outcome;
 
 /// Which login sessions to list.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,14 +62,14 @@ pub async fn list_own(
 
 /// Revokes one login session the viewer may manage: their own, or (for an
 /// admin) one of a member of their tenant. Revoking an ended session changes
-/// nothing. Returns the session and whether this call ended it.
+/// nothing (and announces nothing). Returns the session.
 pub async fn revoke(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     viewer_user_id: Uuid,
     scope: Option<&Scope>,
     id: Uuid,
-) -> AppResult<(session_log::Model, bool)> {
+) -> AppResult<Outcome<session_log::Model>> {
     let mut query = session_log::Entity::find_by_id(id);
     query = match scope {
         Some(scope) => query.filter(scope.login_sessions()),
@@ -83,7 +86,54 @@ pub async fn revoke(
         .ok_or(AppError::NotFound {
             resource: "login session",
         })?;
-    Ok((log, newly))
+    let events = if newly {
+        vec![ended_event(
+            log.id,
+            log.user_id,
+            SessionEndReason::Revoked,
+            None,
+            now,
+        )]
+    } else {
+        Vec::new()
+    };
+    Ok(Outcome::announcing(log, events))
+}
+
+/// Ends the viewer's own login session (logout); whether it was open.
+pub async fn logout(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    viewer: &UserIdentity,
+) -> AppResult<Outcome<bool>> {
+    let ended = end_login_session(db, now, viewer.login_session_id, SessionEndReason::Logout).await?;
+    let events = if ended {
+        vec![ended_event(
+            viewer.login_session_id,
+            viewer.user_id,
+            SessionEndReason::Logout,
+            None,
+            now,
+        )]
+    } else {
+        Vec::new()
+    };
+    Ok(Outcome::announcing(ended, events))
+}
+
+/// [`revoke_others`], announced: how many it ended.
+pub async fn revoke_others_announced(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+) -> AppResult<Outcome<usize>> {
+    let ended = revoke_others(db, now, user_id, keep).await?;
+    let events = ended
+        .iter()
+        .map(|log| ended_event(log.id, log.user_id, SessionEndReason::Revoked, None, now))
+        .collect();
+    Ok(Outcome::announcing(ended.len(), events))
 }
 
 /// Revokes every open login session of the user except `keep` (if any);

@@ -8,11 +8,13 @@ use entity::user;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use crate::error::{AppError, AppResult};
+use crate::events::{AccountChange, Event};
 use crate::services::admin::{MAX_USER_NAME, normalize_email};
 use crate::services::audit::{self, AccountAction, AccountRecord};
 use crate::services::passwords::{check_new_password, hash_password};
 use crate::services::throttle::{self, ThrottleKey};
 use crate::services::validation::required_name;
+use crate::unit_of_work::Outcome;
 
 /// Creates a super admin with `password` (checked by the password rules).
 /// An address that has an account already is refused: promote it instead.
@@ -54,10 +56,10 @@ pub async fn create_admin(
 }
 
 /// Makes the account of `email` a super admin; whether it changed.
-pub async fn promote(db: &impl ConnectionTrait, now: DateTime<Utc>, email: &str) -> AppResult<bool> {
+pub async fn promote(db: &impl ConnectionTrait, now: DateTime<Utc>, email: &str) -> AppResult<Outcome<bool>> {
     let account = existing(db, email).await?;
     if account.is_super_admin {
-        return Ok(false);
+        return Ok(Outcome::quiet(false));
     }
     let mut change: user::ActiveModel = account.into();
     change.is_super_admin = Set(true);
@@ -70,16 +72,17 @@ pub async fn promote(db: &impl ConnectionTrait, now: DateTime<Utc>, email: &str)
         "made a super admin from the command line",
     )
     .await?;
-    Ok(true)
+    let promoted = Event::account(AccountChange::Promoted, account.id, now);
+    Ok(Outcome::announcing(true, vec![promoted]))
 }
 
 /// Takes super-admin rights from the account of `email`; whether it
 /// changed. The last super admin stays one: a system without any can be
 /// administered only through SQL.
-pub async fn demote(db: &impl ConnectionTrait, now: DateTime<Utc>, email: &str) -> AppResult<bool> {
+pub async fn demote(db: &impl ConnectionTrait, now: DateTime<Utc>, email: &str) -> AppResult<Outcome<bool>> {
     let account = existing(db, email).await?;
     if !account.is_super_admin {
-        return Ok(false);
+        return Ok(Outcome::quiet(false));
     }
     // The super admins' rows are locked (PostgreSQL), so that two demotions
     // at once cannot both leave the other as the last one and remove it.
@@ -107,7 +110,8 @@ pub async fn demote(db: &impl ConnectionTrait, now: DateTime<Utc>, email: &str) 
         "super-admin rights removed from the command line",
     )
     .await?;
-    Ok(true)
+    let demoted = Event::account(AccountChange::Demoted, account.id, now);
+    Ok(Outcome::announcing(true, vec![demoted]))
 }
 
 /// Lifts the lockout of an e-mail address and/or the slow-down of a client

@@ -8,8 +8,12 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::auth::UserIdentity;
+use chrono::{DateTime, Utc};
+
 use crate::error::{AppError, AppResult};
+use crate::events::{Event, OrganisationChange};
 use crate::services::validation::required_name;
+use crate::unit_of_work::Outcome;
 
 /// Longest accepted tenant name, in characters.
 pub const MAX_TENANT_NAME: usize = 255;
@@ -55,9 +59,10 @@ pub fn visible_tenants(user_id: Uuid, is_super_admin: bool) -> Condition {
 /// Creates a tenant with every session setting inherited (super admins only).
 pub async fn create_tenant(
     db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
     viewer: &UserIdentity,
     name: &str,
-) -> AppResult<tenant::Model> {
+) -> AppResult<Outcome<tenant::Model>> {
     if !viewer.is_super_admin {
         return Err(AppError::forbidden("only a super admin may create tenants"));
     }
@@ -66,5 +71,7 @@ pub async fn create_tenant(
         name: Set(name),
         ..Default::default()
     };
-    Ok(model.insert(db).await?)
+    let tenant = model.insert(db).await?;
+    let created = Event::organisation(OrganisationChange::Created, tenant.id, None, now);
+    Ok(Outcome::announcing(tenant, vec![created]))
 }

@@ -8,13 +8,15 @@ use entity::tenant_membership::MembershipRole;
 use entity::{invitation, session_context_change, session_log, tenant, tenant_membership, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
+use crate::events::{Event, LoginSessionChange, LoginSessionEvent, MembershipChange};
+use crate::state::AppState;
+use crate::unit_of_work::{Outcome, write};
 
 /// The tenant a login session works in, and the user's role there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,11 +155,12 @@ fn default_context(
 /// default tenant when access was lost or no context is set (document 002's
 /// flow). Concurrent requests reset at most once.
 pub async fn resolve(
-    db: &DatabaseConnection,
+    state: &AppState,
     now: DateTime<Utc>,
     log: &session_log::Model,
     user: &user::Model,
 ) -> AppResult<TenantContext> {
+    let db = &state.db;
     let reason = match log.tenant_id {
         Some(tenant_id) => {
             if let Some(membership) = membership(db, user.id, tenant_id).await? {
@@ -187,33 +190,40 @@ pub async fn resolve(
     }
     // Only the request that actually moves the context records it, and the
     // move and its record commit together.
-    let txn = db.begin().await?;
-    let moved = session_log::Entity::update_many()
-        .col_expr(session_log::Column::TenantId, Expr::value(to))
-        .col_expr(session_log::Column::UpdatedAt, Expr::value(now))
-        .filter(session_log::Column::Id.eq(log.id))
-        .filter(match log.tenant_id {
-            Some(from) => session_log::Column::TenantId.eq(from),
-            None => session_log::Column::TenantId.is_null(),
-        })
-        .exec(&txn)
-        .await?
-        .rows_affected
-        == 1;
-    let metadata = json!({
-        "fromTenantId": log.tenant_id,
-        "toTenantId": to,
-        "reason": reason.as_str(),
-        "loginSessionId": log.id,
-    });
-    let event = match reason {
-        AutomaticReason::AccessLost => ContextChangeEventType::ResetToDefaultTenant,
-        AutomaticReason::Login | AutomaticReason::NoContext => ContextChangeEventType::ApplyDefaultTenant,
-    };
-    if moved && let Some(logged_tenant) = to.or(log.tenant_id) {
-        record(&txn, now, user.id, logged_tenant, event, metadata).await?;
-    }
-    txn.commit().await?;
+    write(state, async |txn| {
+        let moved = session_log::Entity::update_many()
+            .col_expr(session_log::Column::TenantId, Expr::value(to))
+            .col_expr(session_log::Column::UpdatedAt, Expr::value(now))
+            .filter(session_log::Column::Id.eq(log.id))
+            .filter(match log.tenant_id {
+                Some(from) => session_log::Column::TenantId.eq(from),
+                None => session_log::Column::TenantId.is_null(),
+            })
+            .exec(txn)
+            .await?
+            .rows_affected
+            == 1;
+        let metadata = json!({
+            "fromTenantId": log.tenant_id,
+            "toTenantId": to,
+            "reason": reason.as_str(),
+            "loginSessionId": log.id,
+        });
+        let event = match reason {
+            AutomaticReason::AccessLost => ContextChangeEventType::ResetToDefaultTenant,
+            AutomaticReason::Login | AutomaticReason::NoContext => ContextChangeEventType::ApplyDefaultTenant,
+        };
+        if moved && let Some(logged_tenant) = to.or(log.tenant_id) {
+            record(txn, now, user.id, logged_tenant, event, metadata).await?;
+        }
+        let events = if moved {
+            vec![switched(log.id, user.id, now)]
+        } else {
+            Vec::new()
+        };
+        Ok(Outcome::announcing((), events))
+    })
+    .await?;
     default_context(
         default,
         tenantless_allowed,
@@ -223,23 +233,23 @@ pub async fn resolve(
 
 /// Moves a login session to another tenant the user may access.
 pub async fn switch_tenant(
-    db: &DatabaseConnection,
+    txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     user: &user::Model,
     login_session_id: Uuid,
     tenant_id: Uuid,
-) -> AppResult<TenantContext> {
-    let txn = db.begin().await?;
-    let membership = membership(&txn, user.id, tenant_id).await?;
+) -> AppResult<Outcome<TenantContext>> {
+    let mut events = Vec::new();
+    let membership = membership(txn, user.id, tenant_id).await?;
     let role = match membership {
         Some(membership) => Some(membership.role),
-        None if user.is_super_admin && tenant::Entity::find_by_id(tenant_id).one(&txn).await?.is_some() => {
+        None if user.is_super_admin && tenant::Entity::find_by_id(tenant_id).one(txn).await?.is_some() => {
             None
         }
         None => return Err(AppError::NotFound { resource: "tenant" }),
     };
     let log = session_log::Entity::find_by_id(login_session_id)
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or(AppError::NotFound {
             resource: "login session",
@@ -249,9 +259,9 @@ pub async fn switch_tenant(
         let mut change: session_log::ActiveModel = log.into();
         change.tenant_id = Set(Some(tenant_id));
         change.updated_at = Set(now);
-        change.update(&txn).await?;
+        change.update(txn).await?;
         record(
-            &txn,
+            txn,
             now,
             user.id,
             tenant_id,
@@ -259,44 +269,45 @@ pub async fn switch_tenant(
             json!({ "fromTenantId": from, "toTenantId": tenant_id, "loginSessionId": login_session_id }),
         )
         .await?;
+        events.push(switched(login_session_id, user.id, now));
     }
-    txn.commit().await?;
-    Ok(TenantContext {
-        tenant_id: Some(tenant_id),
-        role,
-    })
+    Ok(Outcome::announcing(
+        TenantContext {
+            tenant_id: Some(tenant_id),
+            role,
+        },
+        events,
+    ))
 }
 
 /// Makes `tenant_id` the user's default tenant (a membership is required).
 pub async fn set_default_tenant(
-    db: &DatabaseConnection,
+    txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     user_id: Uuid,
     login_session_id: Uuid,
     tenant_id: Uuid,
-) -> AppResult<tenant_membership::Model> {
-    let txn = db.begin().await?;
-    let target = membership(&txn, user_id, tenant_id)
+) -> AppResult<Outcome<tenant_membership::Model>> {
+    let target = membership(txn, user_id, tenant_id)
         .await?
         .ok_or(AppError::NotFound { resource: "tenant" })?;
-    let previous = default_membership(&txn, user_id).await?;
+    let previous = default_membership(txn, user_id).await?;
     if previous.as_ref().map(|membership| membership.id) == Some(target.id) {
-        txn.commit().await?;
-        return Ok(target);
+        return Ok(Outcome::quiet(target));
     }
     tenant_membership::Entity::update_many()
         .col_expr(tenant_membership::Column::IsDefault, Expr::value(false))
         .col_expr(tenant_membership::Column::UpdatedAt, Expr::value(now))
         .filter(tenant_membership::Column::UserId.eq(user_id))
         .filter(tenant_membership::Column::IsDefault.eq(true))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     let mut change: tenant_membership::ActiveModel = target.into();
     change.is_default = Set(true);
     change.updated_at = Set(now);
-    let updated = change.update(&txn).await?;
+    let updated = change.update(txn).await?;
     record(
-        &txn,
+        txn,
         now,
         user_id,
         tenant_id,
@@ -308,6 +319,18 @@ pub async fn set_default_tenant(
         }),
     )
     .await?;
-    txn.commit().await?;
-    Ok(updated)
+    let changed = Event::membership(MembershipChange::DefaultChanged, user_id, tenant_id, now);
+    Ok(Outcome::announcing(updated, vec![changed]))
+}
+
+/// The event of a login session whose tenant context moved.
+fn switched(login_session_id: Uuid, user_id: Uuid, now: DateTime<Utc>) -> Event {
+    Event::LoginSession(LoginSessionEvent {
+        change: LoginSessionChange::TenantSwitched,
+        login_session_id,
+        user_id,
+        end_reason: None,
+        expires_at: None,
+        occurred_at: now,
+    })
 }

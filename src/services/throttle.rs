@@ -26,8 +26,8 @@ use chrono::{DateTime, Duration, Utc};
 use entity::login_throttle;
 use sea_orm::sea_query::{Condition, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QuerySelect,
+    Set,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -150,7 +150,7 @@ fn current_failures(
 /// The row of `key`, created empty if missing, locked for this transaction
 /// (PostgreSQL; SQLite's single writer serialises anyway).
 async fn locked_row(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     key: &ThrottleKey,
     now: DateTime<Utc>,
 ) -> AppResult<login_throttle::Model> {
@@ -182,7 +182,7 @@ async fn locked_row(
 /// `TOO_MANY_ATTEMPTS` (counting nothing) when the e-mail address is locked
 /// or the slowed-down client address has had its check for this interval.
 pub async fn admit(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     settings: &LoginThrottleSettings,
     now: DateTime<Utc>,
     mut keys: Vec<ThrottleKey>,
@@ -221,7 +221,7 @@ pub async fn admit(
             lockouts: Vec::new(),
         });
     }
-    let txn = db.begin().await?;
+    let txn = db;
     let mut admission = Admission {
         keys: keys.clone(),
         reserved: false,
@@ -229,9 +229,8 @@ pub async fn admit(
     };
     let mut changes = Vec::new();
     for key in &keys {
-        let row = locked_row(&txn, key, now).await?;
+        let row = locked_row(txn, key, now).await?;
         if let Some(until) = row.locked_until.filter(|until| *until > now) {
-            txn.rollback().await?;
             return Err(AppError::too_many_attempts(now, until));
         }
         let failures = current_failures(settings, &row, now);
@@ -261,9 +260,8 @@ pub async fn admit(
         }
     }
     for change in changes {
-        change.update(&txn).await?;
+        change.update(txn).await?;
     }
-    txn.commit().await?;
     Ok(admission)
 }
 
@@ -272,13 +270,13 @@ pub async fn admit(
 /// instances all count), and audits each lockout or slow-down it started,
 /// naming `account` when the e-mail address has one.
 pub async fn failed(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     settings: &LoginThrottleSettings,
     now: DateTime<Utc>,
     admission: &Admission,
     account: Option<Uuid>,
 ) -> AppResult<()> {
-    let txn = db.begin().await?;
+    let txn = db;
     let mut started: Vec<(ThrottleKey, Option<DateTime<Utc>>)> = admission
         .lockouts
         .iter()
@@ -288,7 +286,7 @@ pub async fn failed(
         if key.kind == KeyKind::Email && admission.reserved {
             continue;
         }
-        let row = locked_row(&txn, key, now).await?;
+        let row = locked_row(txn, key, now).await?;
         let was_locked = row.locked_until.is_some_and(|until| until > now);
         let failures = current_failures(settings, &row, now).saturating_add(1);
         let mut change: login_throttle::ActiveModel = row.clone().into();
@@ -317,7 +315,7 @@ pub async fn failed(
         change.failures = Set(failures);
         change.last_failure_at = Set(now);
         change.updated_at = Set(now);
-        change.update(&txn).await?;
+        change.update(txn).await?;
     }
     for (key, until) in started {
         let (resource, details) = match (key.kind, account) {
@@ -346,7 +344,7 @@ pub async fn failed(
             ),
         };
         audit::write(
-            &txn,
+            txn,
             now,
             AccountRecord {
                 tenant_id: None,
@@ -359,7 +357,6 @@ pub async fn failed(
         .await?;
         tracing::warn!(kind = ?key.kind, "login lockout");
     }
-    txn.commit().await?;
     Ok(())
 }
 

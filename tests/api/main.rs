@@ -25,6 +25,7 @@ mod limits;
 mod login_enforcement;
 mod login_sessions;
 mod migrations;
+mod resume;
 mod schema;
 mod session_lifecycle;
 mod sessions;

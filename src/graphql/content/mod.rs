@@ -10,10 +10,8 @@ mod module;
 mod video;
 
 use async_graphql::{Context, InputObject, Object, Result};
-use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
-use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::services::content::{self as service, NewVideo, VideoChanges};
 use crate::unit_of_work::Outcome;
@@ -101,17 +99,20 @@ impl ContentMutation {
     ) -> Result<Module> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let created = service::create_module(
-            &txn,
-            &scope,
-            state.clock.now(),
-            session_id,
-            &input.name,
-            input.position,
-        )
+        let created = crate::unit_of_work::write(state, async |txn| {
+            Ok(Outcome::quiet(
+                service::create_module(
+                    txn,
+                    &scope,
+                    state.clock.now(),
+                    session_id,
+                    &input.name,
+                    input.position,
+                )
+                .await?,
+            ))
+        })
         .await?;
-        txn.commit().await.map_err(AppError::from)?;
         Ok(Module(created))
     }
 
@@ -148,9 +149,12 @@ impl ContentMutation {
     ) -> Result<Vec<Module>> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let modules = service::move_module(&txn, &scope, state.clock.now(), id, position).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let modules = crate::unit_of_work::write(state, async |txn| {
+            Ok(Outcome::quiet(
+                service::move_module(txn, &scope, state.clock.now(), id, position).await?,
+            ))
+        })
+        .await?;
         Ok(modules.into_iter().map(Module).collect())
     }
 
@@ -166,9 +170,12 @@ impl ContentMutation {
     ) -> Result<Vec<Module>> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let modules = service::delete_module(&txn, &scope, state.clock.now(), id).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let modules = crate::unit_of_work::write(state, async |txn| {
+            Ok(Outcome::quiet(
+                service::delete_module(txn, &scope, state.clock.now(), id).await?,
+            ))
+        })
+        .await?;
         Ok(modules.into_iter().map(Module).collect())
     }
 
@@ -187,10 +194,12 @@ impl ContentMutation {
     ) -> Result<Vec<Module>> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let modules =
-            service::reorder_modules(&txn, &scope, state.clock.now(), session_id, &module_ids).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let modules = crate::unit_of_work::write(state, async |txn| {
+            Ok(Outcome::quiet(
+                service::reorder_modules(txn, &scope, state.clock.now(), session_id, &module_ids).await?,
+            ))
+        })
+        .await?;
         Ok(modules.into_iter().map(Module).collect())
     }
 
@@ -209,17 +218,20 @@ impl ContentMutation {
             file_size: input.file_size.0,
             mime_type: input.mime_type,
         };
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let added = service::add_video(
-            &txn,
-            &scope,
-            &state.settings.content,
-            state.clock.now(),
-            module_id,
-            input,
-        )
+        let added = crate::unit_of_work::write(state, async |txn| {
+            Ok(Outcome::quiet(
+                service::add_video(
+                    txn,
+                    &scope,
+                    &state.settings.content,
+                    state.clock.now(),
+                    module_id,
+                    input,
+                )
+                .await?,
+            ))
+        })
         .await?;
-        txn.commit().await.map_err(AppError::from)?;
         Ok(Video(added))
     }
 
@@ -238,17 +250,20 @@ impl ContentMutation {
             file_size: input.file_size.map(|size| size.0),
             mime_type: input.mime_type,
         };
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let updated = service::update_video(
-            &txn,
-            &scope,
-            &state.settings.content,
-            state.clock.now(),
-            id,
-            changes,
-        )
+        let updated = crate::unit_of_work::write(state, async |txn| {
+            Ok(Outcome::quiet(
+                service::update_video(
+                    txn,
+                    &scope,
+                    &state.settings.content,
+                    state.clock.now(),
+                    id,
+                    changes,
+                )
+                .await?,
+            ))
+        })
         .await?;
-        txn.commit().await.map_err(AppError::from)?;
         Ok(Video(updated))
     }
 
@@ -260,9 +275,12 @@ impl ContentMutation {
     ) -> Result<Video> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let deleted = service::delete_video(&txn, &scope, state.clock.now(), id).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let deleted = crate::unit_of_work::write(state, async |txn| {
+            Ok(Outcome::quiet(
+                service::delete_video(txn, &scope, state.clock.now(), id).await?,
+            ))
+        })
+        .await?;
         Ok(Video(deleted))
     }
 }

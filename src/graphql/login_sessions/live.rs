@@ -24,6 +24,10 @@ pub enum LoginSessionEventKind {
     Revoked,
     /// The user logged out.
     LoggedOut,
+    /// Its tenant context moved to another tenant (switched, or reset to the
+    /// default tenant when access was lost). The subscriptions of a
+    /// connection whose context moved end with FORBIDDEN.
+    TenantSwitched,
 }
 
 impl From<LoginSessionChange> for LoginSessionEventKind {
@@ -33,6 +37,7 @@ impl From<LoginSessionChange> for LoginSessionEventKind {
             LoginSessionChange::Expired => Self::Expired,
             LoginSessionChange::Revoked => Self::Revoked,
             LoginSessionChange::LoggedOut => Self::LoggedOut,
+            LoginSessionChange::TenantSwitched => Self::TenantSwitched,
         }
     }
 }
@@ -92,7 +97,10 @@ impl Watch {
         }
         let delivered = LoginSessionEvent::of(logged.cursor(), change);
         if change.login_session_id == self.viewer.login_session_id
-            && change.change != LoginSessionChange::ExpiringSoon
+            && !matches!(
+                change.change,
+                LoginSessionChange::ExpiringSoon | LoginSessionChange::TenantSwitched
+            )
         {
             // This connection's own login session ended: tell it, then stop.
             Step::DeliverAndStop(delivered)

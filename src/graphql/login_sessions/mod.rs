@@ -8,7 +8,6 @@ pub use live::{LoginSessionEvent, LoginSessionEventKind, LoginSessionsSubscripti
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::session_log::{self, SessionEndReason};
-use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use crate::auth::Identity;
@@ -16,9 +15,9 @@ use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::graphql::loaders::{TenantById, UserById};
 use crate::graphql::tenancy::{MembershipRole, Tenant, User};
-use crate::services::auth::{self as auth_service, end_login_session};
-use crate::services::login_policy::ended_event;
+use crate::services::auth::{self as auth_service};
 use crate::services::login_sessions::{self as service, LoginSessionFilter};
+use crate::unit_of_work::write;
 
 /// Most rows a login-session list returns.
 const MAX_LIST: i32 = 200;
@@ -234,20 +233,7 @@ impl LoginSessionsMutation {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
         let now = state.clock.now();
-        let txn = crate::unit_of_work::begin(state).await?;
-        let ended = end_login_session(&txn, now, viewer.login_session_id, SessionEndReason::Logout).await?;
-        let events = if ended {
-            vec![ended_event(
-                viewer.login_session_id,
-                viewer.user_id,
-                SessionEndReason::Logout,
-                None,
-                now,
-            )]
-        } else {
-            Vec::new()
-        };
-        crate::unit_of_work::commit(state, txn, events).await?;
+        let ended = write(state, async |txn| service::logout(txn, now, viewer).await).await?;
         Ok(ended)
     }
 
@@ -257,21 +243,11 @@ impl LoginSessionsMutation {
         let viewer = ctx.viewer()?;
         let scope = ctx.scope().ok().filter(|scope| scope.is_tenant_admin());
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
         let now = state.clock.now();
-        let (revoked, newly) = service::revoke(&txn, now, viewer.user_id, scope.as_ref(), id).await?;
-        let events = if newly {
-            vec![ended_event(
-                revoked.id,
-                revoked.user_id,
-                SessionEndReason::Revoked,
-                None,
-                now,
-            )]
-        } else {
-            Vec::new()
-        };
-        crate::unit_of_work::commit(state, txn, events).await?;
+        let revoked = write(state, async |txn| {
+            service::revoke(txn, now, viewer.user_id, scope.as_ref(), id).await
+        })
+        .await?;
         Ok(LoginSession(revoked))
     }
 
@@ -280,13 +256,11 @@ impl LoginSessionsMutation {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
         let now = state.clock.now();
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let ended = service::revoke_others(&txn, now, viewer.user_id, Some(viewer.login_session_id)).await?;
-        let events = ended
-            .iter()
-            .map(|log| ended_event(log.id, log.user_id, SessionEndReason::Revoked, None, now))
-            .collect();
-        crate::unit_of_work::commit(state, txn, events).await?;
-        Ok(i32::try_from(ended.len()).unwrap_or(i32::MAX))
+        let keep = Some(viewer.login_session_id);
+        let ended = write(state, async |txn| {
+            service::revoke_others_announced(txn, now, viewer.user_id, keep).await
+        })
+        .await?;
+        Ok(i32::try_from(ended).unwrap_or(i32::MAX))
     }
 }

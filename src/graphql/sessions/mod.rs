@@ -7,16 +7,14 @@ mod prefetch;
 mod state;
 mod types;
 
+use crate::unit_of_work::write;
 use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, Object, Result};
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
-use crate::error::AppError;
-use crate::events::Event;
+use crate::graphql::ContextExt;
 use crate::graphql::paging::{decode_after, page_limit};
-use crate::graphql::{AppState, ContextExt};
 use crate::services::scope::Scope;
 use crate::services::sessions::{self as service, SessionFilter, SessionOrder, SortValue, Transition};
 pub use inputs::{
@@ -104,15 +102,6 @@ impl SessionsQuery {
     }
 }
 
-/// Logs what `txn` changed, commits it, then publishes.
-async fn commit_and_publish(
-    state: &AppState,
-    txn: DatabaseTransaction,
-    events: Vec<Event>,
-) -> Result<(), AppError> {
-    crate::unit_of_work::commit(state, txn, events).await
-}
-
 /// Session mutations. Each runs in one transaction and announces its
 /// change to subscribers once committed.
 #[derive(Default)]
@@ -135,10 +124,15 @@ impl SessionsMutation {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
         let input = input.map(StartSessionInput::into_new_session).unwrap_or_default();
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let (row, events) =
-            service::start_session(&txn, &scope, user_id, guardian_id, input, state.clock.now()).await?;
-        commit_and_publish(state, txn, events).await?;
+        let now = state.clock.now();
+        let row = write(state, async |txn| {
+            Ok(
+                service::start_session(txn, &scope, user_id, guardian_id, input, now)
+                    .await?
+                    .into(),
+            )
+        })
+        .await?;
         Ok(Session(row))
     }
 
@@ -146,10 +140,15 @@ impl SessionsMutation {
     async fn create_session(&self, ctx: &Context<'_>, input: CreateSessionInput) -> Result<Session> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let (row, events) =
-            service::create_session(&txn, &scope, input.into_new_session(), state.clock.now()).await?;
-        commit_and_publish(state, txn, events).await?;
+        let now = state.clock.now();
+        let row = write(state, async |txn| {
+            Ok(
+                service::create_session(txn, &scope, input.into_new_session(), now)
+                    .await?
+                    .into(),
+            )
+        })
+        .await?;
         Ok(Session(row))
     }
 
@@ -162,10 +161,13 @@ impl SessionsMutation {
     ) -> Result<Session> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let (row, events) =
-            service::update_session(&txn, &scope, id, input.into(), state.clock.now()).await?;
-        commit_and_publish(state, txn, events).await?;
+        let now = state.clock.now();
+        let row = write(state, async |txn| {
+            Ok(service::update_session(txn, &scope, id, input.into(), now)
+                .await?
+                .into())
+        })
+        .await?;
         Ok(Session(row))
     }
 
@@ -184,9 +186,11 @@ impl SessionsMutation {
     async fn delete_session(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let (row, events) = service::delete_session(&txn, &scope, id, state.clock.now()).await?;
-        commit_and_publish(state, txn, events).await?;
+        let now = state.clock.now();
+        let row = write(state, async |txn| {
+            Ok(service::delete_session(txn, &scope, id, now).await?.into())
+        })
+        .await?;
         Ok(row.id)
     }
 
@@ -201,19 +205,14 @@ impl SessionsMutation {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
         let now = state.clock.now();
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let row = service::find_changeable(&txn, &scope, session_id, now).await?;
-        scope.require_may_change_session(row.guardian_id)?;
-        service::set_config(&txn, row.id, input.into(), now).await?;
-        let event = Event::Session(crate::events::SessionEvent {
-            change: crate::events::SessionChange::ConfigChanged,
-            session_id: row.id,
-            tenant_id: row.tenant_id,
-            user_id: row.user_id,
-            guardian_id: row.guardian_id,
-            occurred_at: now,
-        });
-        commit_and_publish(state, txn, vec![event]).await?;
+        let row = write(state, async |txn| {
+            Ok(
+                service::configure_session(txn, &scope, session_id, input.into(), now)
+                    .await?
+                    .into(),
+            )
+        })
+        .await?;
         Ok(Session(row))
     }
 }
@@ -222,9 +221,13 @@ impl SessionsMutation {
     async fn change(&self, ctx: &Context<'_>, id: Uuid, transition: Transition) -> Result<Session> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let (row, events) = service::transition(&txn, &scope, id, transition, state.clock.now()).await?;
-        commit_and_publish(state, txn, events).await?;
+        let now = state.clock.now();
+        let row = write(state, async |txn| {
+            Ok(service::transition(txn, &scope, id, transition, now)
+                .await?
+                .into())
+        })
+        .await?;
         Ok(Session(row))
     }
 }

@@ -10,10 +10,10 @@ use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{audit_log, system_settings};
-use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use crate::error::AppError;
+use crate::events::Event;
 use crate::events::SettingsScope;
 use crate::graphql::ContextExt;
 use crate::graphql::loaders::UserById;
@@ -22,6 +22,7 @@ use crate::graphql::tenancy::User;
 use crate::services::settings::{
     self as service, AuditFilter, ChangeKind, Property, Resolved, SettingValue, Subject, SubjectSettings,
 };
+use crate::unit_of_work::{Outcome, write};
 
 /// Where an effective value comes from.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -716,32 +717,29 @@ impl SettingsMutation {
     ) -> Result<EffectiveSessionSettings> {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let changed = service::change(
-            &txn,
-            &state.settings_cache,
-            state.clock.now(),
-            viewer,
-            scope,
-            edits,
-            kind,
-        )
+        let now = state.clock.now();
+        // Read and answered inside the transaction, through a cache of its
+        // own: nothing after the commit can fail, and nothing uncommitted
+        // reaches the shared cache.
+        let (changed, answer) = write(state, async |txn| {
+            let private = state.settings_cache.detached();
+            let changed = service::change(txn, &private, now, viewer, scope, edits, kind).await?;
+            let subject = service::readable_subject(txn, viewer, scope).await?;
+            let answer = service::resolve(txn, &private, subject).await?;
+            let events = if changed {
+                vec![Event::SettingsChanged(scope)]
+            } else {
+                Vec::new()
+            };
+            Ok(Outcome::announcing((changed, answer), events))
+        })
         .await?;
-        let events = if changed {
-            vec![crate::events::Event::SettingsChanged(scope)]
-        } else {
-            Vec::new()
-        };
-        crate::unit_of_work::commit(state, txn, events).await?;
         // Every instance drops its cache on the event; this one at once, so
-        // that the answer below already sees the change.
+        // that the next read here already sees the change.
         if changed {
             state.settings_cache.invalidate(scope);
         }
-        let subject = service::readable_subject(&state.db, viewer, scope).await?;
-        Ok(EffectiveSessionSettings(
-            service::resolve(&state.db, &state.settings_cache, subject).await?,
-        ))
+        Ok(EffectiveSessionSettings(answer))
     }
 }
 

@@ -11,7 +11,7 @@ use async_graphql::dataloader::Loader;
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, Union};
 use chrono::{DateTime, Duration, Utc};
 use entity::{guardian_link, user};
-use sea_orm::{DbErr, TransactionTrait};
+use sea_orm::DbErr;
 use uuid::Uuid;
 
 use super::{Invitation, Membership, MembershipRole, School, Tenant, User};
@@ -26,8 +26,7 @@ use crate::services::admin::{
     UserChangesInput, UserFilter,
 };
 use crate::services::invitations::with_tenant_names;
-use crate::services::login_policy::ended_event;
-use entity::session_log::SessionEndReason;
+use crate::unit_of_work::{Outcome, write};
 
 /// A guardian supervising a user in a tenant.
 pub struct GuardianLink(pub guardian_link::Model);
@@ -324,9 +323,11 @@ impl AdminMutation {
     async fn update_tenant(&self, ctx: &Context<'_>, id: Uuid, input: UpdateTenantInput) -> Result<Tenant> {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let tenant = service::update_tenant(&txn, viewer, id, &input.name).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let now = state.clock.now();
+        let tenant = write(state, async |txn| {
+            service::update_tenant(txn, now, viewer, id, &input.name).await
+        })
+        .await?;
         Ok(Tenant(tenant))
     }
 
@@ -336,9 +337,11 @@ impl AdminMutation {
     async fn delete_tenant(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let deleted = service::delete_tenant(&txn, state.clock.now(), viewer, id).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let now = state.clock.now();
+        let deleted = write(state, async |txn| {
+            service::delete_tenant(txn, now, viewer, id).await
+        })
+        .await?;
         Ok(deleted)
     }
 
@@ -346,9 +349,11 @@ impl AdminMutation {
     async fn create_school(&self, ctx: &Context<'_>, input: CreateSchoolInput) -> Result<School> {
         let scope = ctx.scope()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let school = service::create_school(&txn, &scope, &input.name).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let now = state.clock.now();
+        let school = write(state, async |txn| {
+            service::create_school(txn, now, &scope, &input.name).await
+        })
+        .await?;
         Ok(School(school))
     }
 
@@ -356,9 +361,11 @@ impl AdminMutation {
     async fn update_school(&self, ctx: &Context<'_>, id: Uuid, input: UpdateSchoolInput) -> Result<School> {
         let scope = ctx.scope()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let school = service::update_school(&txn, &scope, id, &input.name).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let now = state.clock.now();
+        let school = write(state, async |txn| {
+            service::update_school(txn, now, &scope, id, &input.name).await
+        })
+        .await?;
         Ok(School(school))
     }
 
@@ -367,9 +374,11 @@ impl AdminMutation {
     async fn delete_school(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
         let scope = ctx.scope()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let deleted = service::delete_school(&txn, &scope, id).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let now = state.clock.now();
+        let deleted = write(state, async |txn| {
+            service::delete_school(txn, now, &scope, id).await
+        })
+        .await?;
         Ok(deleted)
     }
 
@@ -397,19 +406,22 @@ impl AdminMutation {
         )
         .await?;
         let ttl = Duration::hours(state.settings.invitations.ttl_hours);
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let result = match service::create_user(&txn, state.clock.now(), &scope, ttl, new).await? {
-            CreatedAccount::Created(account) => CreateUserResult::User(User(account)),
-            CreatedAccount::Invited(invitation) => {
-                let view = with_tenant_names(&txn, vec![invitation])
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("the invitation vanished")))?;
-                CreateUserResult::Invitation(Invitation(view))
-            }
-        };
-        txn.commit().await.map_err(AppError::from)?;
+        let now = state.clock.now();
+        let result = write(state, async |txn| {
+            let result = match service::create_user(txn, now, &scope, ttl, new).await? {
+                CreatedAccount::Created(account) => CreateUserResult::User(User(account)),
+                CreatedAccount::Invited(invitation) => {
+                    let view = with_tenant_names(txn, vec![invitation])
+                        .await?
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the invitation vanished")))?;
+                    CreateUserResult::Invitation(Invitation(view))
+                }
+            };
+            Ok(Outcome::quiet(result))
+        })
+        .await?;
         Ok(result)
     }
 
@@ -429,32 +441,21 @@ impl AdminMutation {
             password: input.password,
             current_password: input.current_password,
         };
-        let password_changes = changes.password.is_some();
+        let _password_changes = changes.password.is_some();
         let now = state.clock.now();
         let client = ctx.client_info();
         let check = PasswordCheck {
             passwords: &state.passwords,
-            db: &state.db,
+            state,
             throttle: &state.settings.login_throttle,
             now,
             address: client.ip_address.as_deref(),
         };
         let prepared = service::prepare_user_update(check, viewer, id, changes).await?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let account = service::update_user(&txn, viewer, id, prepared).await?;
-        // A new password ends the account's other login sessions: whoever
-        // knew the old one is logged out everywhere.
-        let keep = (account.id == viewer.user_id).then_some(viewer.login_session_id);
-        let ended = if password_changes {
-            crate::services::login_sessions::revoke_others(&txn, now, account.id, keep).await?
-        } else {
-            Vec::new()
-        };
-        let events = ended
-            .iter()
-            .map(|log| ended_event(log.id, log.user_id, SessionEndReason::Revoked, None, now))
-            .collect();
-        crate::unit_of_work::commit(state, txn, events).await?;
+        let account = write(state, async |txn| {
+            service::update_user(txn, now, viewer, id, prepared).await
+        })
+        .await?;
         Ok(User(account))
     }
 
@@ -466,13 +467,10 @@ impl AdminMutation {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
         let now = state.clock.now();
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let (deleted, ended) = service::delete_user(&txn, now, viewer, id).await?;
-        let events = ended
-            .iter()
-            .map(|log| ended_event(log.id, log.user_id, SessionEndReason::Revoked, None, now))
-            .collect();
-        crate::unit_of_work::commit(state, txn, events).await?;
+        let deleted = write(state, async |txn| {
+            service::delete_user(txn, now, viewer, id).await
+        })
+        .await?;
         Ok(deleted)
     }
 
@@ -487,10 +485,11 @@ impl AdminMutation {
             (None, Some(email)) => AccountRef::Email(email),
             _ => return Err(AppError::bad_input("userId", "give exactly one of userId and email").into()),
         };
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let added =
-            service::add_membership(&txn, state.clock.now(), &scope, account, input.role.into()).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let now = state.clock.now();
+        let added = write(state, async |txn| {
+            service::add_membership(txn, now, &scope, account, input.role.into()).await
+        })
+        .await?;
         Ok(Membership(added))
     }
 
@@ -505,9 +504,11 @@ impl AdminMutation {
     ) -> Result<Membership> {
         let scope = ctx.scope()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let updated = service::update_membership_role(&txn, &scope, user_id, role.into()).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let now = state.clock.now();
+        let updated = write(state, async |txn| {
+            service::update_membership_role(txn, now, &scope, user_id, role.into()).await
+        })
+        .await?;
         Ok(Membership(updated))
     }
 
@@ -520,9 +521,11 @@ impl AdminMutation {
     async fn remove_membership(&self, ctx: &Context<'_>, user_id: Uuid) -> Result<Uuid> {
         let scope = ctx.scope()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let removed = service::remove_membership(&txn, state.clock.now(), &scope, user_id).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let now = state.clock.now();
+        let removed = write(state, async |txn| {
+            service::remove_membership(txn, now, &scope, user_id).await
+        })
+        .await?;
         Ok(removed)
     }
 
@@ -536,9 +539,11 @@ impl AdminMutation {
     ) -> Result<GuardianLink> {
         let scope = ctx.scope()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let link = service::create_guardian_link(&txn, &scope, guardian_id, user_id).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let now = state.clock.now();
+        let link = write(state, async |txn| {
+            service::create_guardian_link(txn, now, &scope, guardian_id, user_id).await
+        })
+        .await?;
         Ok(GuardianLink(link))
     }
 
@@ -546,9 +551,11 @@ impl AdminMutation {
     async fn delete_guardian_link(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
         let scope = ctx.scope()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let deleted = service::delete_guardian_link(&txn, &scope, id).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let now = state.clock.now();
+        let deleted = write(state, async |txn| {
+            service::delete_guardian_link(txn, now, &scope, id).await
+        })
+        .await?;
         Ok(deleted)
     }
 }

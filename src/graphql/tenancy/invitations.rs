@@ -2,7 +2,6 @@
 
 use async_graphql::{Context, InputObject, Object, Result};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use super::{Membership, MembershipRole};
@@ -10,6 +9,7 @@ use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::services::invitations::{self as service, InvitationInput, InvitationView};
 use crate::services::unlock;
+use crate::unit_of_work::Outcome;
 
 /// An open invitation of an e-mail address into a tenant. It is answered by
 /// the account with that address (`acceptInvitation`,
@@ -115,21 +115,24 @@ impl InvitationMutation {
         let scope = ctx.scope()?;
         let state = ctx.state()?;
         let ttl = Duration::hours(state.settings.invitations.ttl_hours);
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let invitation = service::invite(
-            &txn,
-            state.clock.now(),
-            &scope,
-            ttl,
-            InvitationInput {
-                email: input.email,
-                role: input.role.into(),
-                school_id: input.school_id,
-            },
-        )
+        let view = crate::unit_of_work::write(state, async |txn| {
+            let invitation = service::invite(
+                txn,
+                state.clock.now(),
+                &scope,
+                ttl,
+                InvitationInput {
+                    email: input.email,
+                    role: input.role.into(),
+                    school_id: input.school_id,
+                },
+            )
+            .await?;
+            Ok(Outcome::quiet(
+                service::with_tenant_names(txn, vec![invitation]).await?,
+            ))
+        })
         .await?;
-        let view = service::with_tenant_names(&txn, vec![invitation]).await?;
-        txn.commit().await.map_err(AppError::from)?;
         view.into_iter()
             .next()
             .map(Invitation)
@@ -142,10 +145,11 @@ impl InvitationMutation {
     async fn accept_invitation(&self, ctx: &Context<'_>, id: Uuid) -> Result<Membership> {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let account = service::account_of(&txn, viewer.user_id).await?;
-        let joined = service::accept(&txn, state.clock.now(), &account, id).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let joined = crate::unit_of_work::write(state, async |txn| {
+            let account = service::account_of(txn, viewer.user_id).await?;
+            service::accept(txn, state.clock.now(), &account, id).await
+        })
+        .await?;
         Ok(Membership(joined))
     }
 
@@ -153,10 +157,13 @@ impl InvitationMutation {
     async fn decline_invitation(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let account = service::account_of(&txn, viewer.user_id).await?;
-        let declined = service::decline(&txn, state.clock.now(), &account, id).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let declined = crate::unit_of_work::write(state, async |txn| {
+            let account = service::account_of(txn, viewer.user_id).await?;
+            Ok(Outcome::quiet(
+                service::decline(txn, state.clock.now(), &account, id).await?,
+            ))
+        })
+        .await?;
         Ok(declined)
     }
 
@@ -164,9 +171,12 @@ impl InvitationMutation {
     async fn revoke_invitation(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
         let scope = ctx.scope()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let revoked = service::revoke(&txn, state.clock.now(), &scope, id).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let revoked = crate::unit_of_work::write(state, async |txn| {
+            Ok(Outcome::quiet(
+                service::revoke(txn, state.clock.now(), &scope, id).await?,
+            ))
+        })
+        .await?;
         Ok(revoked)
     }
 
@@ -178,9 +188,12 @@ impl InvitationMutation {
     async fn unlock_login(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        unlock::unlock_email(&txn, state.clock.now(), viewer, &email).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        crate::unit_of_work::write(state, async |txn| {
+            Ok(Outcome::quiet(
+                unlock::unlock_email(txn, state.clock.now(), viewer, &email).await?,
+            ))
+        })
+        .await?;
         Ok(true)
     }
 
@@ -190,9 +203,12 @@ impl InvitationMutation {
     async fn unlock_login_address(&self, ctx: &Context<'_>, address: String) -> Result<bool> {
         let viewer = ctx.viewer()?;
         let state = ctx.state()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        unlock::unlock_address(&txn, state.clock.now(), viewer, &address).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        crate::unit_of_work::write(state, async |txn| {
+            Ok(Outcome::quiet(
+                unlock::unlock_address(txn, state.clock.now(), viewer, &address).await?,
+            ))
+        })
+        .await?;
         Ok(true)
     }
 }

@@ -3,10 +3,8 @@
 use async_graphql::{Context, Enum, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::{school, tenant, tenant_membership, user};
-use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
-use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::graphql::loaders::{
     GuardiansOfUser, MembershipsOfUser, SchoolById, SchoolsOfTenant, SupervisedUsersOfUser, TenantById,
@@ -144,9 +142,10 @@ impl TenancyMutation {
     async fn create_tenant(&self, ctx: &Context<'_>, input: CreateTenantInput) -> Result<Tenant> {
         let state = ctx.state()?;
         let viewer = ctx.viewer()?;
-        let txn = state.db.begin().await.map_err(AppError::from)?;
-        let tenant = service::create_tenant(&txn, viewer, &input.name).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let tenant = crate::unit_of_work::write(state, async |txn| {
+            service::create_tenant(txn, state.clock.now(), viewer, &input.name).await
+        })
+        .await?;
         Ok(Tenant(tenant))
     }
 }

@@ -43,10 +43,11 @@ fn link_exists() -> String {
 /// admin.
 pub async fn create_guardian_link(
     db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
     scope: &Scope,
     guardian_id: Uuid,
     user_id: Uuid,
-) -> AppResult<guardian_link::Model> {
+) -> AppResult<Outcome<guardian_link::Model>> {
     scope.require_tenant_admin()?;
     if guardian_id == user_id {
         return Err(AppError::bad_input(
@@ -77,7 +78,7 @@ pub async fn create_guardian_link(
     if crate::services::scope::supervises(db, scope.tenant_id, guardian_id, user_id).await? {
         return Err(AppError::Conflict(link_exists()));
     }
-    guardian_link::ActiveModel {
+    let link = guardian_link::ActiveModel {
         tenant_id: Set(scope.tenant_id),
         guardian_id: Set(guardian_id),
         user_id: Set(user_id),
@@ -85,11 +86,18 @@ pub async fn create_guardian_link(
     }
     .insert(db)
     .await
-    .map_err(|error| conflict_on_unique(error, link_exists))
+    .map_err(|error| conflict_on_unique(error, link_exists))?;
+    let linked = Event::guardian_link(true, guardian_id, user_id, scope.tenant_id, now);
+    Ok(Outcome::announcing(link, vec![linked]))
 }
 
 /// Deletes a guardian link of the active tenant (tenant admins).
-pub async fn delete_guardian_link(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) -> AppResult<Uuid> {
+pub async fn delete_guardian_link(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    scope: &Scope,
+    id: Uuid,
+) -> AppResult<Outcome<Uuid>> {
     scope.require_tenant_admin()?;
     let link = guardian_link::Entity::find_by_id(id)
         .filter(scope.guardian_links())
@@ -99,5 +107,6 @@ pub async fn delete_guardian_link(db: &impl ConnectionTrait, scope: &Scope, id: 
             resource: "guardian link",
         })?;
     guardian_link::Entity::delete_by_id(link.id).exec(db).await?;
-    Ok(link.id)
+    let unlinked = Event::guardian_link(false, link.guardian_id, link.user_id, link.tenant_id, now);
+    Ok(Outcome::announcing(link.id, vec![unlinked]))
 }

@@ -34,7 +34,7 @@ pub async fn add_membership(
     scope: &Scope,
     account: AccountRef,
     role: MembershipRole,
-) -> AppResult<tenant_membership::Model> {
+) -> AppResult<Outcome<tenant_membership::Model>> {
     if !scope.is_super_admin {
         return Err(AppError::forbidden(
             "only a super admin adds an existing account directly: invite it with inviteMember, and it joins when it accepts",
@@ -82,7 +82,8 @@ pub async fn add_membership(
         )
         .await?;
     }
-    Ok(added)
+    let joined = Event::membership(MembershipChange::Added, added.user_id, added.tenant_id, now);
+    Ok(Outcome::announcing(added, vec![joined]))
 }
 
 /// Fails with `CONFLICT` if `user_id` is the tenant's only administrator.
@@ -107,16 +108,19 @@ async fn ensure_not_last_admin(db: &impl ConnectionTrait, scope: &Scope, user_id
 /// Changes a member's role in the active tenant (tenant admins). The last
 /// administrator cannot be demoted; demoting a guardian to member removes
 /// the links in which they are the guardian.
+///
+/// The `RoleChanged` event stands for the links it removed too.
 pub async fn update_membership_role(
     db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
     scope: &Scope,
     user_id: Uuid,
     role: MembershipRole,
-) -> AppResult<tenant_membership::Model> {
+) -> AppResult<Outcome<tenant_membership::Model>> {
     scope.require_tenant_admin()?;
     let current = tenant_membership_of(db, scope, user_id).await?;
     if current.role == role {
-        return Ok(current);
+        return Ok(Outcome::quiet(current));
     }
     if current.role == MembershipRole::Admin {
         ensure_not_last_admin(db, scope, user_id).await?;
@@ -130,7 +134,9 @@ pub async fn update_membership_role(
     }
     let mut change: tenant_membership::ActiveModel = current.into();
     change.role = Set(role);
-    Ok(change.update(db).await?)
+    let updated = change.update(db).await?;
+    let changed = Event::membership(MembershipChange::RoleChanged, user_id, scope.tenant_id, now);
+    Ok(Outcome::announcing(updated, vec![changed]))
 }
 
 /// Removes a member from the active tenant (tenant admins), with their
@@ -143,7 +149,7 @@ pub async fn remove_membership(
     now: DateTime<Utc>,
     scope: &Scope,
     user_id: Uuid,
-) -> AppResult<Uuid> {
+) -> AppResult<Outcome<Uuid>> {
     scope.require_tenant_admin()?;
     let current = tenant_membership_of(db, scope, user_id).await?;
     if current.role == MembershipRole::Admin {
@@ -161,5 +167,6 @@ pub async fn remove_membership(
         promote_defaults(db, now, &[user_id], scope.tenant_id, scope.user_id).await?;
     }
     tracing::info!(user_id = %user_id, tenant_id = %scope.tenant_id, by = %scope.user_id, "membership removed");
-    Ok(current.id)
+    let removed = Event::membership(MembershipChange::Removed, user_id, scope.tenant_id, now);
+    Ok(Outcome::announcing(current.id, vec![removed]))
 }

@@ -24,8 +24,8 @@ use entity::tenant_membership::MembershipRole;
 use entity::{guardian_link, invitation, school, session_log, tenant, tenant_membership, user};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityName, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityName, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -33,14 +33,18 @@ use uuid::Uuid;
 use crate::auth::UserIdentity;
 use crate::config::LoginThrottleSettings;
 use crate::error::{AppError, AppResult};
+use crate::events::{AccountChange, Event, MembershipChange, OrganisationChange};
 use crate::services::audit::{self, AccountAction, AccountRecord};
 use crate::services::invitations::{InvitationInput, ensure_school_in_tenant, invite};
+use crate::services::login_policy::ended_event;
 use crate::services::passwords::{PasswordPool, check_new_password};
 use crate::services::scope::Scope;
 use crate::services::tenancy::{MAX_TENANT_NAME, visible_tenants};
 use crate::services::tenant_context::{default_membership, membership, record};
 use crate::services::throttle;
 use crate::services::validation::required_name;
+use crate::state::AppState;
+use crate::unit_of_work::{Outcome, write};
 
 mod guardian_links;
 mod memberships;

@@ -30,15 +30,18 @@ pub(crate) async fn administered_tenant(
 /// Renames a tenant (a super admin, or an administrator of that tenant).
 pub async fn update_tenant(
     db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
     viewer: &UserIdentity,
     id: Uuid,
     name: &str,
-) -> AppResult<tenant::Model> {
+) -> AppResult<Outcome<tenant::Model>> {
     let tenant = administered_tenant(db, viewer, id).await?;
     let name = required_name("name", name, MAX_TENANT_NAME)?;
     let mut change: tenant::ActiveModel = tenant.into();
     change.name = Set(name);
-    Ok(change.update(db).await?)
+    let tenant = change.update(db).await?;
+    let renamed = Event::organisation(OrganisationChange::Renamed, tenant.id, None, now);
+    Ok(Outcome::announcing(tenant, vec![renamed]))
 }
 
 /// Deletes a tenant and everything in it (super admins only). Members whose
@@ -48,7 +51,7 @@ pub async fn delete_tenant(
     now: DateTime<Utc>,
     viewer: &UserIdentity,
     id: Uuid,
-) -> AppResult<Uuid> {
+) -> AppResult<Outcome<Uuid>> {
     if !viewer.is_super_admin {
         return Err(AppError::forbidden("only a super admin may delete tenants"));
     }
@@ -83,5 +86,7 @@ pub async fn delete_tenant(
     )
     .await?;
     tracing::info!(tenant_id = %id, by = %viewer.user_id, "tenant deleted");
-    Ok(id)
+    // It stands for everything that went with the tenant.
+    let deleted = Event::organisation(OrganisationChange::Deleted, id, None, now);
+    Ok(Outcome::announcing(id, vec![deleted]))
 }

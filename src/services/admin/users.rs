@@ -310,8 +310,9 @@ pub(crate) async fn administers_every_tenant_of(
 pub struct PasswordCheck<'a> {
     /// Where Argon2 runs.
     pub passwords: &'a PasswordPool,
-    /// Where failures are counted (its own short transactions).
-    pub db: &'a DatabaseConnection,
+    /// Where failures are counted (units of work of their own, around the
+    /// check).
+    pub state: &'a AppState,
     /// The throttle's limits.
     pub throttle: &'a LoginThrottleSettings,
     /// Now.
@@ -328,16 +329,25 @@ pub async fn verify_current_password(
     current: String,
 ) -> AppResult<bool> {
     let keys = throttle::keys_for(&account.email, check.address);
-    let admission = throttle::admit(check.db, check.throttle, check.now, keys).await?;
+    let admission = write(check.state, async |txn| {
+        Ok(Outcome::quiet(
+            throttle::admit(txn, check.throttle, check.now, keys).await?,
+        ))
+    })
+    .await?;
     let matches = check
         .passwords
         .verify(current, account.password_hash.clone())
         .await?;
-    if matches {
-        throttle::succeeded(check.db, &admission).await?;
-    } else {
-        throttle::failed(check.db, check.throttle, check.now, &admission, Some(account.id)).await?;
-    }
+    write(check.state, async |txn| {
+        if matches {
+            throttle::succeeded(txn, &admission).await?;
+        } else {
+            throttle::failed(txn, check.throttle, check.now, &admission, Some(account.id)).await?;
+        }
+        Ok(Outcome::quiet(()))
+    })
+    .await?;
     Ok(matches)
 }
 
@@ -357,7 +367,7 @@ pub async fn prepare_user_update(
         school: input.school_id.is_some(),
         password: input.password.is_some(),
     };
-    let target = authorize_user_update(check.db, viewer, id, wants).await?;
+    let target = authorize_user_update(&check.state.db, viewer, id, wants).await?;
     let email = input
         .email
         .map(|email| normalize_email("email", &email))
@@ -400,13 +410,16 @@ pub async fn prepare_user_update(
 
 /// Applies changes prepared by [`prepare_user_update`], checking the
 /// permissions again inside the transaction. The school is the account's
-/// in the viewer's active tenant.
+/// in the viewer's active tenant. A new password ends the account's other
+/// login sessions: whoever knew the old one is logged out everywhere.
 pub async fn update_user(
     db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
     viewer: &UserIdentity,
     id: Uuid,
     changes: UserChanges,
-) -> AppResult<user::Model> {
+) -> AppResult<Outcome<user::Model>> {
+    let mut events = Vec::new();
     let wants = Wants {
         email: changes.email.is_some(),
         name: changes.name.is_some(),
@@ -438,6 +451,12 @@ pub async fn update_user(
             let mut change: tenant_membership::ActiveModel = member.into();
             change.school_id = Set(school_id);
             change.update(db).await?;
+            events.push(Event::membership(
+                MembershipChange::SchoolChanged,
+                id,
+                scope.tenant_id,
+                now,
+            ));
         }
     }
     if let Some(email) = &changes.email {
@@ -459,8 +478,9 @@ pub async fn update_user(
         changed = true;
     }
     if !changed {
-        return Ok(target);
+        return Ok(Outcome::announcing(target, events));
     }
+    let password_changed = changes_password(&change);
     let updated = change
         .update(db)
         .await
@@ -468,19 +488,33 @@ pub async fn update_user(
     if credentials {
         tracing::info!(user_id = %id, by = %viewer.user_id, "account credentials changed");
     }
-    Ok(updated)
+    events.push(Event::account(AccountChange::Updated, id, now));
+    if password_changed {
+        let keep = (id == viewer.user_id).then_some(viewer.login_session_id);
+        let ended = crate::services::login_sessions::revoke_others(db, now, id, keep).await?;
+        events.extend(
+            ended
+                .iter()
+                .map(|log| ended_event(log.id, log.user_id, SessionEndReason::Revoked, None, now)),
+        );
+    }
+    Ok(Outcome::announcing(updated, events))
+}
+
+fn changes_password(change: &user::ActiveModel) -> bool {
+    change.password_hash.is_set()
 }
 
 /// Deletes an account and what it owns (super admins only; not their own).
 /// Its open login sessions end (`revoked`) and stay, with its tenant-context
 /// trail, as the record of what it did; the deletion is audited. Returns
-/// the id and the login sessions it ended.
+/// the id.
 pub async fn delete_user(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     viewer: &UserIdentity,
     id: Uuid,
-) -> AppResult<(Uuid, Vec<session_log::Model>)> {
+) -> AppResult<Outcome<Uuid>> {
     if !viewer.is_super_admin {
         return Err(AppError::forbidden("only a super admin may delete accounts"));
     }
@@ -527,5 +561,10 @@ pub async fn delete_user(
     )
     .await?;
     tracing::info!(user_id = %id, by = %viewer.user_id, "user deleted");
-    Ok((account.id, open))
+    let mut events: Vec<Event> = open
+        .iter()
+        .map(|log| ended_event(log.id, log.user_id, SessionEndReason::Revoked, None, now))
+        .collect();
+    events.push(Event::account(AccountChange::Deleted, account.id, now));
+    Ok(Outcome::announcing(account.id, events))
 }

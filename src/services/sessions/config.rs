@@ -9,6 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
+use crate::events::{Event, SessionChange, SessionEvent};
 
 /// Most app ids in a lock list.
 pub const MAX_APPS: usize = 200;
@@ -103,6 +104,29 @@ fn optional_text(field: &str, value: &str, max: usize) -> AppResult<Option<Strin
         ));
     }
     Ok((!value.is_empty()).then_some(value))
+}
+
+/// Sets the config of an active session in `scope` that the viewer may
+/// change; returns the session and its `CONFIG_CHANGED` event.
+pub async fn configure_session(
+    db: &impl ConnectionTrait,
+    scope: &crate::services::scope::Scope,
+    session_id: Uuid,
+    input: ConfigInput,
+    now: DateTime<Utc>,
+) -> AppResult<(entity::session::Model, Vec<Event>)> {
+    let row = super::find_changeable(db, scope, session_id, now).await?;
+    scope.require_may_change_session(row.guardian_id)?;
+    set_config(db, row.id, input, now).await?;
+    let event = Event::Session(SessionEvent {
+        change: SessionChange::ConfigChanged,
+        session_id: row.id,
+        tenant_id: row.tenant_id,
+        user_id: row.user_id,
+        guardian_id: row.guardian_id,
+        occurred_at: now,
+    });
+    Ok((row, vec![event]))
 }
 
 /// Creates or changes the config of session `session_id` (which the caller

@@ -5,7 +5,9 @@ mod config;
 mod lifecycle;
 mod queries;
 
-pub use config::{ConfigInput, LockProfileInput, MAX_APPS, set_config, validate_lock_profile};
+pub use config::{
+    ConfigInput, LockProfileInput, MAX_APPS, configure_session, set_config, validate_lock_profile,
+};
 pub use lifecycle::{
     DEFAULT_SESSION_TYPE, NewSession, SessionUpdate, Transition, create_session, delete_session, expire_due,
     find_changeable, start_session, transition, update_session,

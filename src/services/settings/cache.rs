@@ -131,6 +131,22 @@ impl SettingsCache {
         }
     }
 
+    /// An empty cache with the same clock and config-file level, shared with
+    /// nobody: for reads inside a transaction that may still roll back, so
+    /// that what they load never reaches the shared cache.
+    pub fn detached(&self) -> Self {
+        let (invalidations, _) = watch::channel(0);
+        Self {
+            inner: Arc::new(Inner {
+                clock: self.inner.clock.clone(),
+                config: self.inner.config.clone(),
+                entries: Mutex::new(Entries::default()),
+                invalidations,
+                listener: Mutex::new(None),
+            }),
+        }
+    }
+
     /// Invalidates on every `SettingsChanged` event of `events` (from this
     /// instance and, on PostgreSQL, from every other one), from now on. The
     /// listening task ends with the cache. Call once, from a tokio runtime.
