@@ -196,7 +196,169 @@ async fn a_mutation_logs_what_it_announces_and_a_failed_one_logs_nothing(backend
 }
 
 backend_tests!(
+    every_change_of_identity_is_an_event_in_the_log,
     a_mutation_logs_what_it_announces_and_a_failed_one_logs_nothing,
     what_a_transaction_appends_is_there_exactly_when_it_commits,
     retention_empties_the_log_but_ids_never_start_again,
 );
+
+/// The events appended since `since` (a log id), oldest first, and the new
+/// end of the log.
+async fn logged_since(app: &TestApp, since: i64) -> (Vec<Event>, i64) {
+    let read = event_log::read_after(&app.db, since, 100).await.unwrap();
+    let end = read.last().map_or(since, |(id, _)| *id);
+    (read.into_iter().map(|(_, event)| event).collect(), end)
+}
+
+/// Every change a cache of identity would have to follow is an event of
+/// the log: memberships and roles, links, schools, tenant context, default
+/// tenant, deletions and promotions.
+async fn every_change_of_identity_is_an_event_in_the_log(backend: Backend) {
+    use session_manager::events::{
+        AccountChange, GuardianLinkEvent, LoginSessionChange, MembershipChange, OrganisationChange,
+    };
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let (alpha, beta) = (world.alpha, world.beta);
+    let member = world.users["beta_user"];
+    let root = world.login(&app, "super_admin").await;
+    let mut at = event_log::last_id(&app.db).await.unwrap().unwrap_or(0);
+    let mut step = async |query: &str, variables: serde_json::Value| {
+        app.ok_as(&root, query, variables).await;
+        let (events, end) = logged_since(&app, at).await;
+        at = end;
+        events
+    };
+
+    let events = step(
+        "mutation($t: UUID!) { switchTenant(tenantId: $t) { activeTenant { id } } }",
+        json!({ "t": alpha }),
+    )
+    .await;
+    assert!(
+        matches!(&events[..], [Event::LoginSession(e)] if e.change == LoginSessionChange::TenantSwitched),
+        "{events:?}"
+    );
+    let events = step(
+        "mutation($u: UUID!) { addMembership(input: { userId: $u, role: MEMBER }) { id } }",
+        json!({ "u": member }),
+    )
+    .await;
+    assert!(
+        matches!(&events[..], [Event::Membership(e)] if e.change == MembershipChange::Added && e.user_id == member && e.tenant_id == alpha),
+        "{events:?}"
+    );
+    let events = step(
+        "mutation($u: UUID!) { updateMembershipRole(userId: $u, role: GUARDIAN) { id } }",
+        json!({ "u": member }),
+    )
+    .await;
+    assert!(
+        matches!(&events[..], [Event::Membership(e)] if e.change == MembershipChange::RoleChanged),
+        "{events:?}"
+    );
+    let link = app
+        .ok_as(
+            &root,
+            "mutation($g: UUID!, $u: UUID!) { createGuardianLink(guardianId: $g, userId: $u) { id } }",
+            json!({ "g": member, "u": world.users["other_user"] }),
+        )
+        .await["createGuardianLink"]["id"]
+        .clone();
+    let (events, end) = logged_since(&app, at).await;
+    at = end;
+    assert!(
+        matches!(&events[..], [Event::GuardianLink(GuardianLinkEvent { linked: true, guardian_id, .. })] if *guardian_id == member),
+        "{events:?}"
+    );
+    let mut step = async |query: &str, variables: serde_json::Value| {
+        app.ok_as(&root, query, variables).await;
+        let (events, end) = logged_since(&app, at).await;
+        at = end;
+        events
+    };
+    let events = step(
+        "mutation($id: UUID!) { deleteGuardianLink(id: $id) }",
+        json!({ "id": link }),
+    )
+    .await;
+    assert!(
+        matches!(
+            &events[..],
+            [Event::GuardianLink(GuardianLinkEvent { linked: false, .. })]
+        ),
+        "{events:?}"
+    );
+    let events = step(
+        "mutation { createSchool(input: { name: \"North\" }) { id } }",
+        json!({}),
+    )
+    .await;
+    let [Event::Organisation(created)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        (created.change, created.tenant_id),
+        (OrganisationChange::Created, alpha)
+    );
+    let school = created.school_id.unwrap();
+    let events = step(
+        "mutation($u: UUID!, $s: UUID!) { updateUser(id: $u, input: { schoolId: $s }) { id } }",
+        json!({ "u": member, "s": school }),
+    )
+    .await;
+    assert!(
+        matches!(&events[..], [Event::Membership(e)] if e.change == MembershipChange::SchoolChanged),
+        "{events:?}"
+    );
+    let events = step(
+        "mutation($s: UUID!) { deleteSchool(id: $s) }",
+        json!({ "s": school }),
+    )
+    .await;
+    assert!(
+        matches!(&events[..], [Event::Organisation(e)] if e.change == OrganisationChange::Deleted && e.school_id == Some(school)),
+        "{events:?}"
+    );
+    let events = step(
+        "mutation($u: UUID!) { removeMembership(userId: $u) }",
+        json!({ "u": member }),
+    )
+    .await;
+    assert!(
+        matches!(&events[..], [Event::Membership(e)] if e.change == MembershipChange::Removed),
+        "{events:?}"
+    );
+    let events = step(
+        "mutation($u: UUID!) { deleteUser(id: $u) }",
+        json!({ "u": world.users["other_user"] }),
+    )
+    .await;
+    assert!(
+        matches!(events.last(), Some(Event::Account(e)) if e.change == AccountChange::Deleted),
+        "{events:?}"
+    );
+    let events = step(
+        "mutation($t: UUID!) { deleteTenant(id: $t) }",
+        json!({ "t": beta }),
+    )
+    .await;
+    assert!(
+        matches!(&events[..], [Event::Organisation(e)] if e.change == OrganisationChange::Deleted && e.tenant_id == beta && e.school_id.is_none()),
+        "{events:?}"
+    );
+
+    // From the command line too.
+    let now = app.state.clock.now();
+    let email = crate::fixtures::email("admin");
+    session_manager::unit_of_work::write_detached(&app.db, now, async |txn| {
+        session_manager::services::super_admins::promote(txn, now, &email).await
+    })
+    .await
+    .unwrap();
+    let (events, _) = logged_since(&app, at).await;
+    assert!(
+        matches!(&events[..], [Event::Account(e)] if e.change == AccountChange::Promoted && e.user_id == world.users["admin"]),
+        "{events:?}"
+    );
+}
