@@ -126,16 +126,16 @@ pub async fn warn_if_due(
         )
         .exec(db)
         .await?;
-    Ok((recorded.rows_affected == 1).then(|| {
-        Event::LoginSession(LoginSessionEvent {
+    Ok(
+        (recorded.rows_affected == 1).then_some(Event::LoginSession(LoginSessionEvent {
             change: LoginSessionChange::ExpiringSoon,
             login_session_id: log.id,
             user_id: log.user_id,
             end_reason: None,
             expires_at: Some(due.at),
             occurred_at: now,
-        })
-    }))
+        })),
+    )
 }
 
 /// Makes room for a new login of `user_id` under `settings` (inside the

@@ -139,7 +139,7 @@ impl SettingsCache {
         Self {
             inner: Arc::new(Inner {
                 clock: self.inner.clock.clone(),
-                config: self.inner.config.clone(),
+                config: self.inner.config,
                 entries: Mutex::new(Entries::default()),
                 invalidations,
                 listener: Mutex::new(None),
