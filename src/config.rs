@@ -20,19 +20,19 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// The file read when no `--config` is given, if it exists.
-pub const DEFAULT_CONFIG_FILE: &str = "session-manager.toml";
+pub(crate) const DEFAULT_CONFIG_FILE: &str = "session-manager.toml";
 
 /// The database used when nothing is configured: an SQLite file in the
 /// working directory, created on first start.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://session-manager.db?mode=rwc";
+pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://session-manager.db?mode=rwc";
 
 /// The built-in page size of connection fields without `first`; the cost of
 /// such a field is reckoned with it.
-pub const DEFAULT_PAGE_SIZE: u64 = 20;
+pub(crate) const DEFAULT_PAGE_SIZE: u64 = 20;
 
 /// The built-in largest `first` of connection fields; the cost of a field
 /// is reckoned with at most it.
-pub const MAX_PAGE_SIZE: u64 = 100;
+pub(crate) const MAX_PAGE_SIZE: u64 = 100;
 
 /// Everything the server can be configured with.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -239,7 +239,7 @@ impl Default for ServerSettings {
 
 impl ServerSettings {
     /// The HTTP request timeout.
-    pub fn request_timeout(&self) -> Duration {
+    pub(crate) fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }
 }
@@ -276,7 +276,7 @@ impl Default for DatabaseSettings {
 
 impl DatabaseSettings {
     /// Whether the URL points at PostgreSQL.
-    pub fn is_postgres(&self) -> bool {
+    pub(crate) fn is_postgres(&self) -> bool {
         let url = self.url.expose_secret();
         url.starts_with("postgres://") || url.starts_with("postgresql://")
     }
@@ -509,7 +509,7 @@ impl Settings {
     }
 
     /// Checks the ranges that the types alone cannot express.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let options = &self.session_security;
         let ranges = [
             ("idle_timeout_minutes", options.idle_timeout_minutes, 5, 120),

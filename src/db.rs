@@ -43,7 +43,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
 /// the single connection each write holds in turn; WAL lets readers run
 /// beside the writer). An in-memory SQLite database cannot be shared, so it
 /// keeps the main pool.
-pub async fn connect_log_reader(
+pub(crate) async fn connect_log_reader(
     settings: &DatabaseSettings,
     connections: u32,
     db: &DatabaseConnection,

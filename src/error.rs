@@ -97,7 +97,7 @@ impl AppError {
     }
 
     /// `UNAUTHENTICATED` for a request that carried no credentials.
-    pub fn login_required() -> Self {
+    pub(crate) fn login_required() -> Self {
         Self::Unauthenticated(
             "authentication required: log in and send the token as `Authorization: Bearer <token>`"
                 .to_owned(),
@@ -111,7 +111,7 @@ impl AppError {
 
     /// Converts into an `anyhow::Error` for command-line output, keeping the
     /// internal cause (the operator may see it; a client never does).
-    pub fn into_anyhow(self) -> anyhow::Error {
+    pub(crate) fn into_anyhow(self) -> anyhow::Error {
         match self {
             Self::Internal(source) => source,
             other => anyhow::anyhow!(other.message()),
@@ -134,7 +134,7 @@ impl AppError {
 
 impl AppError {
     /// `TOO_MANY_ATTEMPTS` until `retry_at`, as seen at `now`.
-    pub fn too_many_attempts(
+    pub(crate) fn too_many_attempts(
         now: chrono::DateTime<chrono::Utc>,
         retry_at: chrono::DateTime<chrono::Utc>,
     ) -> Self {
@@ -192,7 +192,7 @@ impl From<AppError> for async_graphql::Error {
 }
 
 /// The result type of services.
-pub type AppResult<T> = Result<T, AppError>;
+pub(crate) type AppResult<T> = Result<T, AppError>;
 
 #[cfg(test)]
 mod tests {

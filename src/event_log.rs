@@ -25,7 +25,7 @@ use crate::events::{Event, SettingsScope};
 const APPEND_LOCK_KEY: i64 = 0x5e55_1011_0002;
 
 /// The stored topic of `event`.
-pub fn topic(event: &Event) -> &'static str {
+pub(crate) fn topic(event: &Event) -> &'static str {
     match event {
         Event::Session(_) => "SESSION",
         Event::Unlock(_) => "UNLOCK",
@@ -39,7 +39,7 @@ pub fn topic(event: &Event) -> &'static str {
 }
 
 /// The tenant `event` concerns, when it names one.
-pub fn tenant_of(event: &Event) -> Option<Uuid> {
+pub(crate) fn tenant_of(event: &Event) -> Option<Uuid> {
     match event {
         Event::Session(session) => Some(session.tenant_id),
         Event::Unlock(unlock) => Some(unlock.tenant_id),

@@ -35,7 +35,7 @@ use crate::error::{AppError, AppResult};
 use crate::event_log;
 
 /// The PostgreSQL channel every instance listens on for wake-ups.
-pub const CHANNEL: &str = "session_manager_events";
+pub(crate) const CHANNEL: &str = "session_manager_events";
 
 /// How many events a slow subscriber may fall behind the broadcast before
 /// it replays from the log instead.
@@ -344,13 +344,13 @@ impl Logged {
 }
 
 /// The opaque text of the cursor at log id `id`.
-pub fn encode_cursor(id: i64) -> String {
+pub(crate) fn encode_cursor(id: i64) -> String {
     format!("ev{id}")
 }
 
 /// The log id a cursor of [`encode_cursor`] names; anything else is
 /// `BAD_USER_INPUT` on `after`.
-pub fn decode_cursor(cursor: &str) -> AppResult<i64> {
+pub(crate) fn decode_cursor(cursor: &str) -> AppResult<i64> {
     cursor
         .strip_prefix("ev")
         .filter(|digits| !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()))
@@ -447,7 +447,7 @@ impl EventBus {
     }
 
     /// The id of the last event this instance delivered.
-    pub fn delivered(&self) -> i64 {
+    pub(crate) fn delivered(&self) -> i64 {
         self.inner.delivered.load(Ordering::Acquire)
     }
 
@@ -467,7 +467,7 @@ impl EventBus {
     /// The events after `after` (replayed from the log, then live), or
     /// from now when `after` is `None`. `CURSOR_EXPIRED` when retention
     /// has already deleted some of the events after `after`.
-    pub async fn feed(&self, after: Option<i64>) -> AppResult<Feed> {
+    pub(crate) async fn feed(&self, after: Option<i64>) -> AppResult<Feed> {
         // Subscribe first: whatever is delivered from here on is either in
         // the replay or in the receiver (or both; ids decide).
         let receiver = self.inner.sender.subscribe();
@@ -548,7 +548,7 @@ pub(crate) async fn wake_instances(db: &DatabaseConnection) {
 /// One subscriber's view of the log: every event after its position,
 /// once, in order.
 #[derive(Debug)]
-pub struct Feed {
+pub(crate) struct Feed {
     bus: EventBus,
     receiver: broadcast::Receiver<Arc<Logged>>,
     /// The id of the last event handed out (or the cursor resumed from).

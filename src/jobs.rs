@@ -97,7 +97,7 @@ pub async fn sweep_account_records(state: &AppState) -> AppResult<u64> {
 
 /// Runs [`sweep_expired_sessions`], [`sweep_login_sessions`] and
 /// [`sweep_account_records`] every `interval` until aborted.
-pub fn spawn_expiry_sweeper(state: AppState, interval: Duration) -> JoinHandle<()> {
+pub(crate) fn spawn_expiry_sweeper(state: AppState, interval: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

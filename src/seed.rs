@@ -16,7 +16,7 @@ use crate::services::passwords::hash_password;
 use crate::unit_of_work::{Outcome, write_detached};
 
 /// The tenant the demo creates.
-pub const DEMO_TENANT: &str = "Demo District";
+pub(crate) const DEMO_TENANT: &str = "Demo District";
 
 /// One demo account.
 #[derive(Debug, Clone)]

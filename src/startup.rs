@@ -22,7 +22,7 @@ use crate::services::settings::SettingsCache;
 use crate::state::AppState;
 
 /// Observes every SQL statement the application runs (tests count them).
-pub type StatementObserver = Arc<dyn Fn(&sea_orm::metric::Info<'_>) + Send + Sync>;
+pub(crate) type StatementObserver = Arc<dyn Fn(&sea_orm::metric::Info<'_>) + Send + Sync>;
 
 /// How to build an application beyond its settings.
 #[derive(Clone)]
@@ -152,7 +152,7 @@ impl Application {
     }
 
     /// Serves until Ctrl-C or SIGTERM.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub(crate) async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
     }
 }

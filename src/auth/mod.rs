@@ -78,7 +78,7 @@ impl ServiceCredentials {
     }
 
     /// The service a bearer token belongs to, if any.
-    pub fn identify(&self, bearer: &str) -> Option<ServiceIdentity> {
+    pub(crate) fn identify(&self, bearer: &str) -> Option<ServiceIdentity> {
         let presented = digest(bearer);
         self.digests
             .iter()
@@ -93,7 +93,7 @@ fn digest(value: &str) -> [u8; 32] {
 
 /// The bearer token of an `Authorization` header value (`Bearer <token>`,
 /// scheme case-insensitive).
-pub fn bearer_token(header: &str) -> Option<&str> {
+pub(crate) fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

@@ -77,8 +77,10 @@ impl TokenKeys {
     }
 
     /// Checks the signature and issuer, and the expiry against `now` (the
-    /// application's clock, not the wall clock).
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> AppResult<Claims> {
+    /// application's clock, not the wall clock). Requests check `exp`
+    /// themselves, after the login session (see `services::auth`).
+    #[cfg(test)]
+    pub(crate) fn verify(&self, token: &str, now: DateTime<Utc>) -> AppResult<Claims> {
         let claims = self.verify_signature(token)?;
         if claims.exp <= now.timestamp() {
             return Err(AppError::Unauthenticated(
@@ -89,7 +91,7 @@ impl TokenKeys {
     }
 
     /// Checks the signature and issuer only: the caller checks `exp`.
-    pub fn verify_signature(&self, token: &str) -> AppResult<Claims> {
+    pub(crate) fn verify_signature(&self, token: &str) -> AppResult<Claims> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);

@@ -57,18 +57,18 @@ pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 pub const INTERNAL: &str = "INTERNAL";
 
 /// What a paged field without `first` is costed at: the built-in page size.
-pub const DEFAULT_PAGE_SIZE: usize = crate::config::DEFAULT_PAGE_SIZE as usize;
+pub(crate) const DEFAULT_PAGE_SIZE: usize = crate::config::DEFAULT_PAGE_SIZE as usize;
 /// The largest `first` a configurable connection is costed at: the built-in maximum.
-pub const MAX_PAGE_SIZE: usize = crate::config::MAX_PAGE_SIZE as usize;
+pub(crate) const MAX_PAGE_SIZE: usize = crate::config::MAX_PAGE_SIZE as usize;
 
 /// How many items a list without a stored length bound is costed at.
-pub const UNBOUNDED_LIST_ESTIMATE: usize = 10;
+pub(crate) const UNBOUNDED_LIST_ESTIMATE: usize = 10;
 
 /// The cost of a paged field: `first` (or the field's default page size)
 /// times the cost of one item. A `first` out of range is costed at the
 /// nearest accepted value, so that the resolver, not the cost, tells the
 /// caller what range `first` takes.
-pub fn page_cost(
+pub(crate) fn page_cost(
     first: Option<i32>,
     default_page_size: usize,
     max_page_size: usize,
@@ -85,7 +85,7 @@ pub fn page_cost(
 }
 
 /// The cost of a list of at most `bound` items.
-pub fn list_cost(bound: usize, child_complexity: usize) -> usize {
+pub(crate) fn list_cost(bound: usize, child_complexity: usize) -> usize {
     bound
         .saturating_mul(child_complexity)
         .saturating_add(1)
@@ -100,7 +100,7 @@ pub use crate::state::GateStats;
 
 /// The gate, registered on the schema.
 #[derive(Clone)]
-pub struct RequestGate {
+pub(crate) struct RequestGate {
     inner: Arc<Gate>,
 }
 
@@ -312,7 +312,7 @@ impl Gate {
 }
 
 /// A request error (no position, no path) with `extensions.code`.
-pub fn coded_error(message: impl Into<String>, code: &str) -> ServerError {
+pub(crate) fn coded_error(message: impl Into<String>, code: &str) -> ServerError {
     with_code(ServerError::new(message, None), code)
 }
 
@@ -365,7 +365,7 @@ fn code_every_error(errors: &mut [ServerError]) {
 
 /// The deepest nesting of `{`, `(` and `[` in `text`, outside strings and
 /// comments; stops counting once past `limit`.
-pub fn raw_nesting(text: &str, limit: usize) -> usize {
+pub(crate) fn raw_nesting(text: &str, limit: usize) -> usize {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut deepest = 0usize;
@@ -411,7 +411,7 @@ pub fn raw_nesting(text: &str, limit: usize) -> usize {
 
 /// What the gate measures of a parsed document.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Shape {
+pub(crate) struct Shape {
     /// Fields after fragment expansion, `__typename` included (saturating).
     pub fields: u64,
     /// Selection depth after fragment expansion.

@@ -21,23 +21,23 @@ use crate::services::tenancy::visible_tenants;
 /// loaders are the second line of row-level security, not a way around it.
 /// Without a scope (anonymous, services) every load comes back empty.
 #[derive(Debug, Clone)]
-pub struct DbLoader {
+pub(crate) struct DbLoader {
     db: DatabaseConnection,
     scope: Option<Scope>,
 }
 
 /// Request data: the batching loader.
-pub type Loaders = DataLoader<DbLoader, HashMapCache>;
+pub(crate) type Loaders = DataLoader<DbLoader, HashMapCache>;
 
 /// Builds the loaders for one request or WebSocket connection. Nothing is
 /// cached between loads, so a long-lived connection never sees stale rows.
-pub fn loaders(db: DatabaseConnection, scope: Option<Scope>) -> Loaders {
+pub(crate) fn loaders(db: DatabaseConnection, scope: Option<Scope>) -> Loaders {
     DataLoader::with_cache(DbLoader { db, scope }, tokio::spawn, HashMapCache::default())
 }
 
 /// Loaders for a long-lived WebSocket connection: batching only, no cache,
 /// so that every event reads current rows.
-pub fn uncached_loaders(db: DatabaseConnection, scope: Option<Scope>) -> Loaders {
+pub(crate) fn uncached_loaders(db: DatabaseConnection, scope: Option<Scope>) -> Loaders {
     let loaders = loaders(db, scope);
     loaders.enable_all_cache(false);
     loaders
@@ -45,46 +45,46 @@ pub fn uncached_loaders(db: DatabaseConnection, scope: Option<Scope>) -> Loaders
 
 /// The modules of a session, in `order_index` order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ModulesOfSession(pub Uuid);
+pub(crate) struct ModulesOfSession(pub Uuid);
 
 /// The videos of a module, oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct VideosOfModule(pub Uuid);
+pub(crate) struct VideosOfModule(pub Uuid);
 
 /// The config of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConfigOfSession(pub Uuid);
+pub(crate) struct ConfigOfSession(pub Uuid);
 
 /// A tenant by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TenantById(pub Uuid);
+pub(crate) struct TenantById(pub Uuid);
 
 /// A user by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserById(pub Uuid);
+pub(crate) struct UserById(pub Uuid);
 
 /// The schools of a tenant, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SchoolsOfTenant(pub Uuid);
+pub(crate) struct SchoolsOfTenant(pub Uuid);
 
 /// A school by id (of a tenant the viewer may see).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SchoolById(pub Uuid);
+pub(crate) struct SchoolById(pub Uuid);
 
 /// The memberships of a user in the tenants the viewer may see, default
 /// first, then oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MembershipsOfUser(pub Uuid);
+pub(crate) struct MembershipsOfUser(pub Uuid);
 
 /// The guardians of a user in the active tenant (through the guardian
 /// links the viewer may see), by e-mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct GuardiansOfUser(pub Uuid);
+pub(crate) struct GuardiansOfUser(pub Uuid);
 
 /// The users a guardian supervises in the active tenant (through the
 /// guardian links the viewer may see), by e-mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SupervisedUsersOfUser(pub Uuid);
+pub(crate) struct SupervisedUsersOfUser(pub Uuid);
 
 fn group_by<K, M>(
     keys: &[K],

@@ -60,10 +60,10 @@ pub struct SubscriptionRoot(
 );
 
 /// The executable schema.
-pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+pub(crate) type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Builds the schema with its limits and long-lived data.
-pub fn build_schema(state: AppState) -> AppSchema {
+pub(crate) fn build_schema(state: AppState) -> AppSchema {
     let graphql = &state.settings.graphql;
     let mut builder = Schema::build(
         QueryRoot::default(),
@@ -95,7 +95,7 @@ pub fn sdl() -> String {
 }
 
 /// Typed access to the data every resolver needs.
-pub trait ContextExt {
+pub(crate) trait ContextExt {
     /// The application state.
     fn state(&self) -> Result<&AppState, AppError>;
     /// The request's batching loaders.

@@ -9,7 +9,7 @@ use crate::error::{AppError, AppResult};
 
 /// The page size `first` asks for: the configured default when absent, at
 /// least 1 and at most the configured maximum.
-pub fn page_limit(first: Option<i32>, paging: &GraphqlSettings) -> AppResult<u64> {
+pub(crate) fn page_limit(first: Option<i32>, paging: &GraphqlSettings) -> AppResult<u64> {
     let limit = match first {
         None => paging.default_page_size,
         Some(first) if first < 1 => return Err(AppError::bad_input("first", "must be at least 1")),
@@ -25,7 +25,7 @@ pub fn page_limit(first: Option<i32>, paging: &GraphqlSettings) -> AppResult<u64
 }
 
 /// The position an `after` cursor (an `endCursor` of this API) encodes.
-pub fn decode_after<T>(after: Option<String>) -> AppResult<Option<T>>
+pub(crate) fn decode_after<T>(after: Option<String>) -> AppResult<Option<T>>
 where
     T: Serialize + DeserializeOwned + Send + Sync,
 {

@@ -119,7 +119,7 @@ pub async fn viewer(ctx: &Context<'_>) -> Result<Viewer> {
 
 /// The caller.
 #[derive(Default)]
-pub struct ViewerQuery;
+pub(crate) struct ViewerQuery;
 
 #[Object]
 impl ViewerQuery {
@@ -131,7 +131,7 @@ impl ViewerQuery {
 
 /// Tenant-context mutations.
 #[derive(Default)]
-pub struct TenantContextMutation;
+pub(crate) struct TenantContextMutation;
 
 #[Object]
 impl TenantContextMutation {

@@ -98,7 +98,7 @@ const CSP_HEAD: &str = "default-src 'none'; script-src 'self'; \
 /// and (for subscriptions) the WebSocket `/graphql/ws`; this router does not
 /// serve those. Merge it into the application's router, e.g.
 /// `app.merge(graphiql::router())`.
-pub fn router<S>() -> Router<S>
+pub(crate) fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {

@@ -23,13 +23,13 @@ use crate::services::auth::{ClientInfo, LoginBudget, authenticate};
 use crate::services::scope::Scope;
 
 /// `application/graphql-response+json`.
-pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+pub(crate) const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// `application/json`.
-pub const APPLICATION_JSON: &str = "application/json";
+pub(crate) const APPLICATION_JSON: &str = "application/json";
 
 /// The media type of the response body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponseMedia {
+pub(crate) enum ResponseMedia {
     /// `application/graphql-response+json`: status codes tell request errors apart.
     GraphqlResponse,
     /// `application/json`: the legacy type, always 200 for a well-formed request.
@@ -47,7 +47,7 @@ impl ResponseMedia {
     /// Picks the media type from the `Accept` header; `None` when the client
     /// accepts neither. No header at all means `application/json`, as the
     /// specification asks during its transition period.
-    pub fn negotiate(headers: &HeaderMap) -> Option<Self> {
+    pub(crate) fn negotiate(headers: &HeaderMap) -> Option<Self> {
         let values: Vec<&str> = headers
             .get_all(ACCEPT)
             .iter()
@@ -87,7 +87,7 @@ impl ResponseMedia {
 }
 
 /// `GET /graphql`: queries only.
-pub async fn get_handler(
+pub(crate) async fn get_handler(
     State(state): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -116,7 +116,7 @@ pub async fn get_handler(
 
 /// `POST /graphql`: a JSON body with `query`, `variables`, `operationName`
 /// and `extensions`, or a batch (an array of them).
-pub async fn post_handler(
+pub(crate) async fn post_handler(
     State(state): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -252,7 +252,7 @@ async fn execute(
 }
 
 /// Runs `work` as a task of its own; dropping the returned future aborts it.
-pub fn run_detached<T: Send + 'static>(
+pub(crate) fn run_detached<T: Send + 'static>(
     work: impl Future<Output = T> + Send + 'static,
 ) -> impl Future<Output = Result<T, tokio::task::JoinError>> + Send {
     struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
@@ -326,7 +326,7 @@ fn response_json(response: &Response, request_error: bool) -> serde_json::Value 
 
 /// The client's user agent and address. Behind a trusted proxy the first
 /// `X-Forwarded-For` entry is the client.
-pub fn client_info(headers: &HeaderMap, peer: SocketAddr, trust_forwarded: bool) -> ClientInfo {
+pub(crate) fn client_info(headers: &HeaderMap, peer: SocketAddr, trust_forwarded: bool) -> ClientInfo {
     let forwarded = trust_forwarded.then(|| forwarded_client(headers)).flatten();
     ClientInfo {
         user_agent: headers

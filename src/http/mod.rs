@@ -25,7 +25,7 @@ use tracing::Span;
 use crate::graphql::{AppSchema, AppState};
 
 /// Header carrying the request id, generated when the client sends none.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -84,7 +84,7 @@ async fn coded_transport_errors(response: axum::response::Response) -> axum::res
 }
 
 /// Builds the whole router.
-pub fn router(state: HttpState) -> Router {
+pub(crate) fn router(state: HttpState) -> Router {
     let server = &state.app.settings.server;
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let timeout = server.request_timeout();

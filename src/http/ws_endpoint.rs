@@ -27,7 +27,7 @@ use crate::services::auth::{ClientInfo, LoginBudget, authenticate};
 use crate::services::scope::Scope;
 
 /// Upgrades the connection and serves GraphQL operations over it.
-pub async fn handler(
+pub(crate) async fn handler(
     State(state): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,

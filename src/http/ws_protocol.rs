@@ -110,7 +110,7 @@ impl WsProtocol {
     ///
     /// Answer with the same protocol, e.g.
     /// `upgrade.protocols([protocol.as_str()])`.
-    pub fn negotiate(headers: &HeaderMap) -> Option<Self> {
+    pub(crate) fn negotiate(headers: &HeaderMap) -> Option<Self> {
         Self::negotiate_offers(headers.get_all(header::SEC_WEBSOCKET_PROTOCOL))
     }
 
@@ -118,7 +118,7 @@ impl WsProtocol {
     /// [`WebSocketUpgrade::requested_protocols`](axum::extract::ws::WebSocketUpgrade::requested_protocols).
     /// Each value may be a comma-separated list. Names are matched exactly
     /// (case-sensitively), as axum's `WebSocketUpgrade::protocols` does.
-    pub fn negotiate_offers<'a, I>(offered: I) -> Option<Self>
+    pub(crate) fn negotiate_offers<'a, I>(offered: I) -> Option<Self>
     where
         I: IntoIterator<Item = &'a HeaderValue>,
     {

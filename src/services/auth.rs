@@ -41,11 +41,11 @@ pub struct ClientInfo {
 /// operations ask for one: the transport puts one budget in every
 /// operation of a request, and each login claims it.
 #[derive(Debug, Default)]
-pub struct LoginBudget(std::sync::atomic::AtomicBool);
+pub(crate) struct LoginBudget(std::sync::atomic::AtomicBool);
 
 impl LoginBudget {
     /// Claims the request's login; `false` when it was claimed already.
-    pub fn claim(&self) -> bool {
+    pub(crate) fn claim(&self) -> bool {
         !self.0.swap(true, std::sync::atomic::Ordering::SeqCst)
     }
 }
@@ -243,7 +243,7 @@ async fn dummy_hash(passwords: &PasswordPool) -> AppResult<String> {
 /// credentials give [`Identity::Rejected`], so that the request still runs
 /// (a `login` mutation works with a stale token) but nothing needing an
 /// identity does.
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     now: DateTime<Utc>,
     authorization: Option<&str>,
@@ -324,7 +324,7 @@ pub async fn authenticate(
 }
 
 /// How an end reason reads in a message.
-pub fn end_reason_text(reason: SessionEndReason) -> &'static str {
+pub(crate) fn end_reason_text(reason: SessionEndReason) -> &'static str {
     match reason {
         SessionEndReason::Logout => "logged out",
         SessionEndReason::Revoked => "revoked",
@@ -357,7 +357,7 @@ async fn touch_last_seen(
 
 /// Ends a login session for `reason`, unless it has already ended; returns
 /// whether it was open.
-pub async fn end_login_session(
+pub(crate) async fn end_login_session(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     login_session_id: Uuid,

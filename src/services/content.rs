@@ -35,21 +35,25 @@ use crate::services::scope::Scope;
 use crate::services::validation::required_name;
 
 /// Longest accepted module name, in characters.
-pub const MAX_MODULE_NAME: usize = 255;
+pub(crate) const MAX_MODULE_NAME: usize = 255;
 /// Most modules a session holds (the cost of a query reckons with it).
-pub const MAX_MODULES_PER_SESSION: usize = 50;
+pub(crate) const MAX_MODULES_PER_SESSION: usize = 50;
 /// Most videos a module holds (the cost of a query reckons with it).
-pub const MAX_VIDEOS_PER_MODULE: usize = 20;
+pub(crate) const MAX_VIDEOS_PER_MODULE: usize = 20;
 /// Longest accepted video file name, in characters.
-pub const MAX_FILE_NAME: usize = 255;
+pub(crate) const MAX_FILE_NAME: usize = 255;
 /// Longest accepted video URL, in characters.
-pub const MAX_FILE_URL: usize = 1024;
+pub(crate) const MAX_FILE_URL: usize = 1024;
 /// Largest file size the API can carry exactly (2^53 − 1, the largest
 /// integer a JSON number holds exactly in every client).
-pub const MAX_EXACT_FILE_SIZE: i64 = (1 << 53) - 1;
+pub(crate) const MAX_EXACT_FILE_SIZE: i64 = (1 << 53) - 1;
 
 /// One module of a session in scope; out of scope reads as not found.
-pub async fn find_module(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) -> AppResult<module::Model> {
+pub(crate) async fn find_module(
+    db: &impl ConnectionTrait,
+    scope: &Scope,
+    id: Uuid,
+) -> AppResult<module::Model> {
     module::Entity::find_by_id(id)
         .filter(module::Column::SessionId.in_subquery(scope.session_ids()))
         .one(db)
@@ -67,7 +71,11 @@ fn module_ids(scope: &Scope) -> sea_orm::sea_query::SelectStatement {
 }
 
 /// One video of a session in scope; out of scope reads as not found.
-pub async fn find_video(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) -> AppResult<video::Model> {
+pub(crate) async fn find_video(
+    db: &impl ConnectionTrait,
+    scope: &Scope,
+    id: Uuid,
+) -> AppResult<video::Model> {
     video::Entity::find_by_id(id)
         .filter(video::Column::ModuleId.in_subquery(module_ids(scope)))
         .one(db)
@@ -77,7 +85,7 @@ pub async fn find_video(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) -> A
 
 /// Whether the content of `session` may still change at `now`: not ended,
 /// expired or revoked, and not past its end time.
-pub fn is_editable(session: &session::Model, now: DateTime<Utc>) -> bool {
+pub(crate) fn is_editable(session: &session::Model, now: DateTime<Utc>) -> bool {
     session.status == SessionStatus::Active && session.end_time.is_none_or(|end| end > now)
 }
 
@@ -210,7 +218,7 @@ fn dense(ids: impl IntoIterator<Item = Uuid>) -> AppResult<HashMap<Uuid, i32>> {
 
 /// Creates a module at `position` (`0..=n`, default `n`: appended); the
 /// modules at and after it move down one.
-pub async fn create_module(
+pub(crate) async fn create_module(
     txn: &DatabaseTransaction,
     scope: &Scope,
     now: DateTime<Utc>,
@@ -263,7 +271,7 @@ pub async fn create_module(
 }
 
 /// Renames a module.
-pub async fn rename_module(
+pub(crate) async fn rename_module(
     txn: &DatabaseTransaction,
     scope: &Scope,
     now: DateTime<Utc>,
@@ -283,7 +291,7 @@ pub async fn rename_module(
 
 /// Moves a module to `position` (`0..n-1`); the modules between its old and
 /// new place close up. Returns the session's modules in their new order.
-pub async fn move_module(
+pub(crate) async fn move_module(
     txn: &DatabaseTransaction,
     scope: &Scope,
     now: DateTime<Utc>,
@@ -313,7 +321,7 @@ pub async fn move_module(
 
 /// Deletes a module and its videos; the modules after it move up one.
 /// Returns the session's remaining modules in order.
-pub async fn delete_module(
+pub(crate) async fn delete_module(
     txn: &DatabaseTransaction,
     scope: &Scope,
     now: DateTime<Utc>,
@@ -328,7 +336,7 @@ pub async fn delete_module(
 
 /// Puts the session's modules in the order of `module_ids`, which must name
 /// every module of the session exactly once. Returns them in their new order.
-pub async fn reorder_modules(
+pub(crate) async fn reorder_modules(
     txn: &DatabaseTransaction,
     scope: &Scope,
     now: DateTime<Utc>,
@@ -390,7 +398,7 @@ fn check_permutation(modules: &[module::Model], ids: &[Uuid]) -> AppResult<()> {
 
 /// A new video, as the client sent it.
 #[derive(Debug, Clone)]
-pub struct NewVideo {
+pub(crate) struct NewVideo {
     /// File name.
     pub file_name: String,
     /// Where the file is served from.
@@ -403,7 +411,7 @@ pub struct NewVideo {
 
 /// Changes to a video, as the client sent them; `None` keeps the value.
 #[derive(Debug, Clone, Default)]
-pub struct VideoChanges {
+pub(crate) struct VideoChanges {
     /// New file name.
     pub file_name: Option<String>,
     /// New URL.
@@ -415,7 +423,7 @@ pub struct VideoChanges {
 }
 
 /// Adds a video to a module.
-pub async fn add_video(
+pub(crate) async fn add_video(
     txn: &DatabaseTransaction,
     scope: &Scope,
     rules: &ContentSettings,
@@ -452,7 +460,7 @@ pub async fn add_video(
 }
 
 /// Changes a video's file name, URL, size or MIME type.
-pub async fn update_video(
+pub(crate) async fn update_video(
     txn: &DatabaseTransaction,
     scope: &Scope,
     rules: &ContentSettings,
@@ -493,7 +501,7 @@ pub async fn update_video(
 }
 
 /// Deletes a video; returns it as it was.
-pub async fn delete_video(
+pub(crate) async fn delete_video(
     txn: &DatabaseTransaction,
     scope: &Scope,
     now: DateTime<Utc>,
@@ -587,7 +595,7 @@ pub fn file_url(value: &str) -> AppResult<String> {
 
 /// The largest accepted file size: the configured one, capped at what the
 /// API carries exactly.
-pub fn max_file_size(rules: &ContentSettings) -> i64 {
+pub(crate) fn max_file_size(rules: &ContentSettings) -> i64 {
     std::cmp::min(rules.max_video_file_size_bytes, MAX_EXACT_FILE_SIZE)
 }
 

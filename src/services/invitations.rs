@@ -30,7 +30,7 @@ use crate::services::tenant_context::{default_membership, membership};
 use crate::unit_of_work::Outcome;
 
 /// Most open invitations listed at once.
-pub const MAX_LISTED: u64 = 200;
+pub(crate) const MAX_LISTED: u64 = 200;
 
 /// An invitation as an administrator asks for it.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ fn already_member() -> AppError {
 
 /// Fails with `BAD_USER_INPUT` on `field` unless `school_id` is a school of
 /// the active tenant.
-pub async fn ensure_school_in_tenant(
+pub(crate) async fn ensure_school_in_tenant(
     db: &impl ConnectionTrait,
     scope: &Scope,
     field: &str,
@@ -103,7 +103,7 @@ pub async fn invite(
     clippy::too_many_arguments,
     reason = "every argument is one field of the invitation or the context it is written in"
 )]
-pub async fn open_invitation(
+pub(crate) async fn open_invitation(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     scope: &Scope,
@@ -170,7 +170,7 @@ pub async fn open_invitation(
 
 /// The open (unexpired) invitations of the active tenant (tenant admins),
 /// newest first.
-pub async fn list_for_tenant(
+pub(crate) async fn list_for_tenant(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     scope: &Scope,
@@ -188,7 +188,7 @@ pub async fn list_for_tenant(
 
 /// The open invitations addressed to `account`, whatever its active
 /// tenant, newest first.
-pub async fn list_mine(
+pub(crate) async fn list_mine(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     account: &user::Model,
@@ -286,7 +286,7 @@ pub async fn accept(
 }
 
 /// Declines an invitation addressed to `account`; returns its id.
-pub async fn decline(
+pub(crate) async fn decline(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     account: &user::Model,
@@ -342,7 +342,7 @@ pub async fn revoke(
 }
 
 /// Deletes invitations that expired before `now`; returns how many.
-pub async fn sweep_expired(db: &impl ConnectionTrait, now: DateTime<Utc>) -> AppResult<u64> {
+pub(crate) async fn sweep_expired(db: &impl ConnectionTrait, now: DateTime<Utc>) -> AppResult<u64> {
     Ok(invitation::Entity::delete_many()
         .filter(invitation::Column::ExpiresAt.lte(now))
         .exec(db)
@@ -361,7 +361,7 @@ pub struct InvitationView {
 }
 
 /// Adds the tenant names to `invitations`, in one query.
-pub async fn with_tenant_names(
+pub(crate) async fn with_tenant_names(
     db: &impl ConnectionTrait,
     invitations: Vec<invitation::Model>,
 ) -> AppResult<Vec<InvitationView>> {
@@ -383,7 +383,7 @@ pub async fn with_tenant_names(
 }
 
 /// The account of the viewer (for their own invitations).
-pub async fn account_of(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<user::Model> {
+pub(crate) async fn account_of(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<user::Model> {
     user::Entity::find_by_id(user_id)
         .one(db)
         .await?

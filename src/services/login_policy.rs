@@ -45,12 +45,12 @@ pub fn deadline(log: &session_log::Model, settings: &EffectiveSettings) -> Deadl
 }
 
 /// When the expiry warning of `deadline` is due.
-pub fn warning_at(deadline: Deadline, settings: &EffectiveSettings) -> DateTime<Utc> {
+pub(crate) fn warning_at(deadline: Deadline, settings: &EffectiveSettings) -> DateTime<Utc> {
     deadline.at - Duration::minutes(i64::from(settings.session_warning_minutes))
 }
 
 /// The event announcing that a login session ended for `reason`.
-pub fn ended_event(
+pub(crate) fn ended_event(
     login_session_id: Uuid,
     user_id: Uuid,
     reason: SessionEndReason,
@@ -75,7 +75,7 @@ pub fn ended_event(
 }
 
 /// The stored name of an end reason.
-pub fn end_reason_name(reason: SessionEndReason) -> &'static str {
+pub(crate) fn end_reason_name(reason: SessionEndReason) -> &'static str {
     match reason {
         SessionEndReason::Logout => "logout",
         SessionEndReason::Revoked => "revoked",
@@ -88,7 +88,7 @@ pub fn end_reason_name(reason: SessionEndReason) -> &'static str {
 
 /// Ends `log` if it has expired at `now`; returns the event if it did (and
 /// this call was the one that ended it).
-pub async fn expire_if_due(
+pub(crate) async fn expire_if_due(
     db: &impl ConnectionTrait,
     log: &session_log::Model,
     settings: &EffectiveSettings,
@@ -105,7 +105,7 @@ pub async fn expire_if_due(
 /// Records the `EXPIRING_SOON` warning of `log` if it is due at `now` and
 /// not yet given for its current deadline; returns the event if this call
 /// was the one that recorded it (so two sweepers warn once between them).
-pub async fn warn_if_due(
+pub(crate) async fn warn_if_due(
     db: &impl ConnectionTrait,
     log: &session_log::Model,
     settings: &EffectiveSettings,
@@ -143,7 +143,7 @@ pub async fn warn_if_due(
 /// expired, then invalidates every other login session when the settings
 /// say so, or ends the oldest ones beyond the concurrent-session limit (or
 /// refuses the login, by `policy`). Returns the events to publish.
-pub async fn admit_login(
+pub(crate) async fn admit_login(
     db: &impl ConnectionTrait,
     cache: &SettingsCache,
     account: &user::Model,

@@ -43,7 +43,7 @@ pub async fn list(
 }
 
 /// The viewer's own login sessions, newest first.
-pub async fn list_own(
+pub(crate) async fn list_own(
     db: &impl ConnectionTrait,
     user_id: Uuid,
     active_only: bool,
@@ -122,7 +122,7 @@ pub async fn logout(
 }
 
 /// [`revoke_others`], announced: how many it ended.
-pub async fn revoke_others_announced(
+pub(crate) async fn revoke_others_announced(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     user_id: Uuid,
@@ -138,7 +138,7 @@ pub async fn revoke_others_announced(
 
 /// Revokes every open login session of the user except `keep` (if any);
 /// returns the ones it ended.
-pub async fn revoke_others(
+pub(crate) async fn revoke_others(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     user_id: Uuid,

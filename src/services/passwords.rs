@@ -24,9 +24,9 @@ use crate::config::PasswordSettings;
 use crate::error::{AppError, AppResult};
 
 /// Shortest accepted password, in characters.
-pub const MIN_PASSWORD: usize = 8;
+pub(crate) const MIN_PASSWORD: usize = 8;
 /// Longest accepted password, in characters.
-pub const MAX_PASSWORD: usize = 128;
+pub(crate) const MAX_PASSWORD: usize = 128;
 
 /// The bundled list (`assets/passwords/common-10k.txt`), lower-cased.
 static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
@@ -38,14 +38,19 @@ static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
 });
 
 /// Whether `password` is among the 10,000 most common, ignoring case.
-pub fn is_common(password: &str) -> bool {
+pub(crate) fn is_common(password: &str) -> bool {
     COMMON_PASSWORDS.contains(password.to_lowercase().as_str())
 }
 
 /// Checks a new password for `field`: 8–128 characters, not one of the
 /// 10,000 most common, and not the account's e-mail address, the part of it
 /// before the `@`, or its name (ignoring case and surrounding spaces).
-pub fn check_new_password(field: &str, password: &str, email: &str, name: Option<&str>) -> AppResult<()> {
+pub(crate) fn check_new_password(
+    field: &str,
+    password: &str,
+    email: &str,
+    name: Option<&str>,
+) -> AppResult<()> {
     let length = password.chars().count();
     if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&length) {
         return Err(AppError::bad_input(
@@ -218,7 +223,7 @@ impl PasswordPool {
     }
 
     /// A pool of `workers` threads and `queue` waiting places.
-    pub fn with_capacity(workers: usize, queue: usize) -> AppResult<Self> {
+    pub(crate) fn with_capacity(workers: usize, queue: usize) -> AppResult<Self> {
         let workers = workers.max(1);
         // The channel itself is unbounded: `submit` admits at most
         // `workers + queue` jobs, counted, whatever the workers are doing.
@@ -304,7 +309,7 @@ impl PasswordPool {
     }
 
     /// Verifies `password` against `hash` on the pool.
-    pub async fn verify(&self, password: String, hash: String) -> AppResult<bool> {
+    pub(crate) async fn verify(&self, password: String, hash: String) -> AppResult<bool> {
         self.run(move || verify_password(&password, &hash)).await
     }
 }

@@ -81,12 +81,12 @@ impl Scope {
     }
 
     /// Whether the viewer administers the active tenant.
-    pub fn is_tenant_admin(&self) -> bool {
+    pub(crate) fn is_tenant_admin(&self) -> bool {
         self.reach == Reach::Tenant
     }
 
     /// Fails with `FORBIDDEN` unless the viewer administers the active tenant.
-    pub fn require_tenant_admin(&self) -> AppResult<()> {
+    pub(crate) fn require_tenant_admin(&self) -> AppResult<()> {
         if self.is_tenant_admin() {
             Ok(())
         } else {
@@ -99,7 +99,7 @@ impl Scope {
     /// Whether the viewer may change a session in scope (beyond ending it):
     /// a supervised user may end a session their guardian started (that is
     /// the unlock the guardian is told about) but not rewrite it.
-    pub fn require_may_change_session(&self, guardian_id: Option<Uuid>) -> AppResult<()> {
+    pub(crate) fn require_may_change_session(&self, guardian_id: Option<Uuid>) -> AppResult<()> {
         if self.reach == Reach::Own && guardian_id.is_some_and(|guardian| guardian != self.user_id) {
             return Err(AppError::forbidden(
                 "a session started by a guardian can only be changed by them or an administrator; end it with endSession",
@@ -143,7 +143,7 @@ impl Scope {
     }
 
     /// The ids of the sessions in scope (a subquery), for tables below sessions.
-    pub fn session_ids(&self) -> sea_orm::sea_query::SelectStatement {
+    pub(crate) fn session_ids(&self) -> sea_orm::sea_query::SelectStatement {
         Query::select()
             .column(session::Column::Id)
             .from(session::Entity.table_ref())
@@ -166,7 +166,7 @@ impl Scope {
     /// Guardian links the viewer may see: an admin, every link of the tenant;
     /// a guardian, those in which they are the guardian or the supervised
     /// user; a member, those in which they are the supervised user.
-    pub fn guardian_links(&self) -> Condition {
+    pub(crate) fn guardian_links(&self) -> Condition {
         let tenant = Condition::all().add(guardian_link::Column::TenantId.eq(self.tenant_id));
         match self.reach {
             Reach::Tenant => tenant,
@@ -191,7 +191,7 @@ impl Scope {
 
     /// Whether a session with these participants is in scope: the check a
     /// subscription makes for every event before delivering it.
-    pub async fn sees_session(
+    pub(crate) async fn sees_session(
         &self,
         db: &impl sea_orm::ConnectionTrait,
         tenant_id: Uuid,
@@ -215,7 +215,7 @@ impl Scope {
     /// Users that may appear as participants of visible rows: any member of
     /// the active tenant, and the viewer; every user for a super admin.
     /// Loaders use it so a nested lookup can never cross tenants.
-    pub fn tenant_users(&self) -> Condition {
+    pub(crate) fn tenant_users(&self) -> Condition {
         if self.is_super_admin {
             return Condition::all();
         }
@@ -227,7 +227,7 @@ impl Scope {
     /// Users the viewer may see as part of rows in scope: members of the
     /// tenant (see [`Scope::tenant_users`]), and the user and guardian of
     /// any session in scope, even after they left the tenant.
-    pub fn visible_people(&self) -> Condition {
+    pub(crate) fn visible_people(&self) -> Condition {
         let participants = |column: session::Column| {
             Query::select()
                 .column(column)
@@ -275,7 +275,7 @@ impl Scope {
 
     /// Tenant-context changes the viewer may read: an admin, the tenant's;
     /// everyone, their own.
-    pub fn context_changes(&self) -> Condition {
+    pub(crate) fn context_changes(&self) -> Condition {
         match self.reach {
             Reach::Tenant => Condition::any()
                 .add(session_context_change::Column::UserId.eq(self.user_id))

@@ -18,7 +18,7 @@ use crate::unit_of_work::Outcome;
 
 /// Creates a super admin with `password` (checked by the password rules).
 /// An address that has an account already is refused: promote it instead.
-pub async fn create_admin(
+pub(crate) async fn create_admin(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     email: &str,

@@ -16,11 +16,14 @@ use crate::services::validation::required_name;
 use crate::unit_of_work::Outcome;
 
 /// Longest accepted tenant name, in characters.
-pub const MAX_TENANT_NAME: usize = 255;
+pub(crate) const MAX_TENANT_NAME: usize = 255;
 
 /// The tenants the viewer may see (a super admin: all; others: their
 /// memberships), by name.
-pub async fn list_tenants(db: &impl ConnectionTrait, viewer: &UserIdentity) -> AppResult<Vec<tenant::Model>> {
+pub(crate) async fn list_tenants(
+    db: &impl ConnectionTrait,
+    viewer: &UserIdentity,
+) -> AppResult<Vec<tenant::Model>> {
     Ok(tenant::Entity::find()
         .filter(visible_tenants(viewer.user_id, viewer.is_super_admin))
         .order_by_asc(tenant::Column::Name)
@@ -30,7 +33,7 @@ pub async fn list_tenants(db: &impl ConnectionTrait, viewer: &UserIdentity) -> A
 }
 
 /// One tenant the viewer may see.
-pub async fn find_tenant(
+pub(crate) async fn find_tenant(
     db: &impl ConnectionTrait,
     viewer: &UserIdentity,
     id: Uuid,
@@ -44,7 +47,7 @@ pub async fn find_tenant(
 
 /// Tenants a viewer may see: all for a super admin, otherwise those they
 /// are a member of.
-pub fn visible_tenants(user_id: Uuid, is_super_admin: bool) -> Condition {
+pub(crate) fn visible_tenants(user_id: Uuid, is_super_admin: bool) -> Condition {
     if is_super_admin {
         return Condition::all();
     }
@@ -57,7 +60,7 @@ pub fn visible_tenants(user_id: Uuid, is_super_admin: bool) -> Condition {
 }
 
 /// Creates a tenant with every session setting inherited (super admins only).
-pub async fn create_tenant(
+pub(crate) async fn create_tenant(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     viewer: &UserIdentity,

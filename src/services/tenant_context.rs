@@ -29,7 +29,7 @@ pub struct TenantContext {
 
 /// Why a context was set without the user asking.
 #[derive(Debug, Clone, Copy)]
-pub enum AutomaticReason {
+pub(crate) enum AutomaticReason {
     /// At login.
     Login,
     /// The login session had no tenant (e.g. its tenant was deleted).
@@ -63,7 +63,7 @@ pub async fn membership(
 }
 
 /// The user's default membership, if any.
-pub async fn default_membership(
+pub(crate) async fn default_membership(
     db: &impl ConnectionTrait,
     user_id: Uuid,
 ) -> AppResult<Option<tenant_membership::Model>> {
@@ -99,7 +99,7 @@ pub async fn record(
 /// The context a new login session starts in: the default tenant. Without
 /// one, only a super admin may log in (and then picks a tenant), or an
 /// account with an open invitation (which can then only answer it).
-pub async fn initial_context(
+pub(crate) async fn initial_context(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     user: &user::Model,
@@ -154,7 +154,7 @@ fn default_context(
 /// Validates the context of `log` for this request, resetting it to the
 /// default tenant when access was lost or no context is set (document 002's
 /// flow). Concurrent requests reset at most once.
-pub async fn resolve(
+pub(crate) async fn resolve(
     state: &AppState,
     now: DateTime<Utc>,
     log: &session_log::Model,
@@ -232,7 +232,7 @@ pub async fn resolve(
 }
 
 /// Moves a login session to another tenant the user may access.
-pub async fn switch_tenant(
+pub(crate) async fn switch_tenant(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     user: &user::Model,
@@ -281,7 +281,7 @@ pub async fn switch_tenant(
 }
 
 /// Makes `tenant_id` the user's default tenant (a membership is required).
-pub async fn set_default_tenant(
+pub(crate) async fn set_default_tenant(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     user_id: Uuid,

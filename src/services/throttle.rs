@@ -38,7 +38,7 @@ use crate::services::audit::{self, AccountAction, AccountRecord};
 
 /// What a key counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
+pub(crate) enum KeyKind {
     /// A normalised e-mail address: locked after a few failures.
     Email,
     /// A client address: slowed down after many.
@@ -47,7 +47,7 @@ pub enum KeyKind {
 
 /// One key of a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ThrottleKey {
+pub(crate) struct ThrottleKey {
     /// What it counts.
     pub kind: KeyKind,
     /// The stored key: the kind and a SHA-256 digest.
@@ -99,7 +99,7 @@ impl ThrottleKey {
 }
 
 /// The keys of a check by `email` from `address`.
-pub fn keys_for(email: &str, address: Option<&str>) -> Vec<ThrottleKey> {
+pub(crate) fn keys_for(email: &str, address: Option<&str>) -> Vec<ThrottleKey> {
     let mut keys = vec![ThrottleKey::email(email)];
     if let Some(address) = address {
         keys.push(ThrottleKey::address(address));
@@ -181,7 +181,7 @@ async fn locked_row(
 /// Lets a check under `keys` through, or refuses it with
 /// `TOO_MANY_ATTEMPTS` (counting nothing) when the e-mail address is locked
 /// or the slowed-down client address has had its check for this interval.
-pub async fn admit(
+pub(crate) async fn admit(
     db: &impl ConnectionTrait,
     settings: &LoginThrottleSettings,
     now: DateTime<Utc>,
@@ -363,7 +363,7 @@ pub async fn failed(
 /// The check succeeded: the e-mail address's failures (and any count taken
 /// in advance) are forgotten. The client address's stay: a success from a
 /// shared address says nothing about the failures of others behind it.
-pub async fn succeeded(db: &impl ConnectionTrait, admission: &Admission) -> AppResult<()> {
+pub(crate) async fn succeeded(db: &impl ConnectionTrait, admission: &Admission) -> AppResult<()> {
     for key in admission.keys.iter().filter(|key| key.kind == KeyKind::Email) {
         login_throttle::Entity::delete_by_id(key.key.clone())
             .exec(db)
@@ -373,7 +373,7 @@ pub async fn succeeded(db: &impl ConnectionTrait, admission: &Admission) -> AppR
 }
 
 /// Lifts the lock and forgets the failures of `key`; whether there were any.
-pub async fn clear(db: &impl ConnectionTrait, key: &ThrottleKey) -> AppResult<bool> {
+pub(crate) async fn clear(db: &impl ConnectionTrait, key: &ThrottleKey) -> AppResult<bool> {
     let deleted = login_throttle::Entity::delete_by_id(key.key.clone())
         .exec(db)
         .await?;

@@ -16,7 +16,7 @@ use crate::services::throttle::{self, ThrottleKey};
 /// `NOT_FOUND`, as the member list would) whose every tenant they
 /// administer and who is no super admin — otherwise an administrator could
 /// wipe the count of someone else's account between guesses.
-pub async fn unlock_email(
+pub(crate) async fn unlock_email(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     viewer: &UserIdentity,
@@ -72,7 +72,7 @@ pub async fn unlock_email(
 }
 
 /// Lifts the slow-down of a client address (super admins).
-pub async fn unlock_address(
+pub(crate) async fn unlock_address(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     viewer: &UserIdentity,

@@ -5,7 +5,7 @@ use crate::error::{AppError, AppResult};
 /// Trims `value` and checks that it has between 1 and `max_chars`
 /// characters, none of them a control character (a name is shown to
 /// people, and a line break or an escape sequence in it misleads them).
-pub fn required_name(field: &str, value: &str, max_chars: usize) -> AppResult<String> {
+pub(crate) fn required_name(field: &str, value: &str, max_chars: usize) -> AppResult<String> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(AppError::bad_input(field, "must not be empty"));

@@ -20,7 +20,7 @@ pub use video::{FileSize, Video};
 
 /// Content queries.
 #[derive(Default)]
-pub struct ContentQuery;
+pub(crate) struct ContentQuery;
 
 #[Object]
 impl ContentQuery {
@@ -85,7 +85,7 @@ pub struct UpdateVideoInput {
 
 /// Content mutations.
 #[derive(Default)]
-pub struct ContentMutation;
+pub(crate) struct ContentMutation;
 
 #[Object]
 impl ContentMutation {

@@ -24,7 +24,7 @@ const MAX_LIST: i32 = 200;
 
 /// Why a login session ended.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-pub enum LoginSessionEndReason {
+pub(crate) enum LoginSessionEndReason {
     /// The user logged out.
     Logout,
     /// The user or an administrator revoked it.
@@ -112,7 +112,7 @@ impl LoginSession {
 
 /// The result of a successful login.
 #[derive(SimpleObject)]
-pub struct LoginPayload {
+pub(crate) struct LoginPayload {
     /// Send it as `Authorization: Bearer <token>` (or in the WebSocket
     /// `connection_init` payload as `{"Authorization": "Bearer <token>"}`).
     pub token: String,
@@ -141,7 +141,7 @@ fn list_limit(first: Option<i32>) -> Result<u64, AppError> {
 
 /// Login-session queries.
 #[derive(Default)]
-pub struct LoginSessionsQuery;
+pub(crate) struct LoginSessionsQuery;
 
 #[Object]
 impl LoginSessionsQuery {
@@ -187,7 +187,7 @@ impl LoginSessionsQuery {
 
 /// Login-session mutations.
 #[derive(Default)]
-pub struct LoginSessionsMutation;
+pub(crate) struct LoginSessionsMutation;
 
 #[Object]
 impl LoginSessionsMutation {

@@ -32,7 +32,7 @@ pub struct SessionFilterInput {
 
 impl SessionFilterInput {
     /// The service-level filter; an empty time range is an error.
-    pub fn into_filter(self) -> AppResult<service::SessionFilter> {
+    pub(crate) fn into_filter(self) -> AppResult<service::SessionFilter> {
         if let (Some(after), Some(before)) = (self.started_after, self.started_before)
             && after >= before
         {
@@ -165,7 +165,7 @@ pub struct StartSessionInput {
 
 impl StartSessionInput {
     /// The service-level new session.
-    pub fn into_new_session(self) -> service::NewSession {
+    pub(crate) fn into_new_session(self) -> service::NewSession {
         service::NewSession {
             name: self.name,
             session_type: self.session_type,
@@ -193,7 +193,7 @@ pub struct CreateSessionInput {
 
 impl CreateSessionInput {
     /// The service-level new session.
-    pub fn into_new_session(self) -> service::NewSession {
+    pub(crate) fn into_new_session(self) -> service::NewSession {
         service::NewSession {
             name: Some(self.name),
             session_type: self.session_type,

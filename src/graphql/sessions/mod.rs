@@ -27,13 +27,13 @@ pub use types::{LockProfile, Module, Session, SessionConfig, SessionStatus, Vide
 
 /// Session queries.
 #[derive(Default)]
-pub struct SessionsQuery;
+pub(crate) struct SessionsQuery;
 
 /// A position in a session listing.
 type Cursor = OpaqueCursor<(SortValue, Uuid)>;
 
 /// Extra fields of a page of sessions.
-pub struct SessionConnectionFields {
+pub(crate) struct SessionConnectionFields {
     scope: Scope,
     filter: SessionFilter,
     now: DateTime<Utc>,
@@ -49,7 +49,7 @@ impl SessionConnectionFields {
 }
 
 /// A page of sessions.
-pub type SessionConnection = Connection<Cursor, Session, SessionConnectionFields, EmptyFields>;
+pub(crate) type SessionConnection = Connection<Cursor, Session, SessionConnectionFields, EmptyFields>;
 
 #[Object]
 impl SessionsQuery {
@@ -105,7 +105,7 @@ impl SessionsQuery {
 /// Session mutations. Each runs in one transaction and announces its
 /// change to subscribers once committed.
 #[derive(Default)]
-pub struct SessionsMutation;
+pub(crate) struct SessionsMutation;
 
 #[Object]
 impl SessionsMutation {

@@ -42,7 +42,7 @@ where
 }
 
 /// Prefetches the relations the current `sessions` selection asks for.
-pub async fn prefetch(ctx: &Context<'_>, sessions: &[session::Model]) -> Result<(), AppError> {
+pub(crate) async fn prefetch(ctx: &Context<'_>, sessions: &[session::Model]) -> Result<(), AppError> {
     if sessions.is_empty() {
         return Ok(());
     }

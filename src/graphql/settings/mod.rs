@@ -271,7 +271,7 @@ impl EffectiveSessionSettings {
 }
 
 /// The stored system settings (null: inherit from the configuration file).
-pub struct SystemSessionSettings(pub system_settings::Model);
+pub(crate) struct SystemSessionSettings(pub system_settings::Model);
 
 #[Object]
 impl SystemSessionSettings {
@@ -377,7 +377,7 @@ pub struct SchoolSessionSettingsInput {
 
 /// A scope whose settings are stored.
 #[derive(InputObject)]
-pub struct SettingsScopeInput {
+pub(crate) struct SettingsScopeInput {
     /// The level.
     pub level: SettingsLevel,
     /// The district, school or user; omitted for the system.
@@ -540,7 +540,7 @@ impl SchoolSessionSettingsInput {
 }
 
 /// One audit record.
-pub struct AuditLogEntry(pub audit_log::Model);
+pub(crate) struct AuditLogEntry(pub audit_log::Model);
 
 #[Object]
 impl AuditLogEntry {
@@ -600,11 +600,11 @@ pub struct AuditLogFilter {
 type AuditCursor = OpaqueCursor<(DateTime<Utc>, Uuid)>;
 
 /// A page of audit records.
-pub type AuditLogConnection = Connection<AuditCursor, AuditLogEntry, EmptyFields, EmptyFields>;
+pub(crate) type AuditLogConnection = Connection<AuditCursor, AuditLogEntry, EmptyFields, EmptyFields>;
 
 /// Session-settings queries.
 #[derive(Default)]
-pub struct SettingsQuery;
+pub(crate) struct SettingsQuery;
 
 #[Object]
 impl SettingsQuery {
@@ -706,7 +706,7 @@ impl SettingsQuery {
 /// one audit record per changed property, and returns the scope's
 /// effective settings.
 #[derive(Default)]
-pub struct SettingsMutation;
+pub(crate) struct SettingsMutation;
 
 impl SettingsMutation {
     async fn apply(

@@ -18,7 +18,7 @@ use crate::graphql::loaders::{TenantById, UserById};
     clippy::enum_variant_names,
     reason = "the names are the event types of document 002"
 )]
-pub enum TenantContextEvent {
+pub(crate) enum TenantContextEvent {
     /// The user switched tenant.
     SwitchTenant,
     /// The user chose a new default tenant.

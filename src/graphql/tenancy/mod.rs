@@ -98,7 +98,7 @@ impl Membership {
 
 /// Tenant queries.
 #[derive(Default)]
-pub struct TenancyQuery;
+pub(crate) struct TenancyQuery;
 
 #[Object]
 impl TenancyQuery {
@@ -127,11 +127,11 @@ impl TenancyQuery {
 
 /// Tenant mutations.
 #[derive(Default)]
-pub struct TenancyMutation;
+pub(crate) struct TenancyMutation;
 
 /// A new tenant.
 #[derive(InputObject)]
-pub struct CreateTenantInput {
+pub(crate) struct CreateTenantInput {
     /// Display name, 1–255 characters.
     pub name: String,
 }

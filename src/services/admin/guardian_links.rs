@@ -4,7 +4,7 @@ use super::*;
 
 /// Which guardian links to list.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct GuardianLinkFilter {
+pub(crate) struct GuardianLinkFilter {
     /// Only this guardian's.
     pub guardian_id: Option<Uuid>,
     /// Only those supervising this user.
@@ -12,7 +12,7 @@ pub struct GuardianLinkFilter {
 }
 
 /// The guardian links the viewer may see, oldest first, at most `limit`.
-pub async fn list_guardian_links(
+pub(crate) async fn list_guardian_links(
     db: &impl ConnectionTrait,
     scope: &Scope,
     filter: GuardianLinkFilter,
@@ -41,7 +41,7 @@ fn link_exists() -> String {
 /// Makes `guardian_id` a guardian of `user_id` in the active tenant (tenant
 /// admins). Both must be members; the guardian with the role guardian or
 /// admin.
-pub async fn create_guardian_link(
+pub(crate) async fn create_guardian_link(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     scope: &Scope,
@@ -92,7 +92,7 @@ pub async fn create_guardian_link(
 }
 
 /// Deletes a guardian link of the active tenant (tenant admins).
-pub async fn delete_guardian_link(
+pub(crate) async fn delete_guardian_link(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     scope: &Scope,

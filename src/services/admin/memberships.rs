@@ -110,7 +110,7 @@ async fn ensure_not_last_admin(db: &impl ConnectionTrait, scope: &Scope, user_id
 /// the links in which they are the guardian.
 ///
 /// The `RoleChanged` event stands for the links it removed too.
-pub async fn update_membership_role(
+pub(crate) async fn update_membership_role(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     scope: &Scope,

@@ -52,18 +52,18 @@ mod schools;
 mod tenants;
 mod users;
 
-pub use guardian_links::*;
+pub(crate) use guardian_links::*;
 pub use memberships::*;
 pub use schools::*;
 pub use tenants::*;
-pub use users::*;
+pub(crate) use users::*;
 
 /// Longest accepted school name, in characters.
-pub const MAX_SCHOOL_NAME: usize = 255;
+pub(crate) const MAX_SCHOOL_NAME: usize = 255;
 /// Longest accepted user name, in characters.
-pub const MAX_USER_NAME: usize = 255;
+pub(crate) const MAX_USER_NAME: usize = 255;
 /// Longest accepted e-mail address, in characters.
-pub const MAX_EMAIL: usize = 320;
+pub(crate) const MAX_EMAIL: usize = 320;
 
 /// Why the application chose a default tenant for a user (written in the
 /// metadata of the `SET_DEFAULT_TENANT` row).
@@ -88,7 +88,7 @@ impl DefaultReason {
 
 /// Trims and lower-cases an e-mail address and checks its format
 /// (`name@example.org`: a top-level domain, no display text, no IP literal).
-pub fn normalize_email(field: &str, raw: &str) -> AppResult<String> {
+pub(crate) fn normalize_email(field: &str, raw: &str) -> AppResult<String> {
     let email = raw.trim().to_lowercase();
     if email.is_empty() {
         return Err(AppError::bad_input(field, "must not be empty"));

@@ -36,7 +36,7 @@ async fn find_school(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) -> AppR
 
 /// Creates a school in the active tenant (tenant admins). Names are unique
 /// per tenant.
-pub async fn create_school(
+pub(crate) async fn create_school(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     scope: &Scope,
@@ -92,7 +92,7 @@ pub async fn update_school(
 /// Deletes a school of the active tenant (tenant admins); its users keep
 /// their accounts, without a school (the `Deleted` event stands for those
 /// membership changes too).
-pub async fn delete_school(
+pub(crate) async fn delete_school(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     scope: &Scope,

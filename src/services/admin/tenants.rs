@@ -46,7 +46,7 @@ pub async fn update_tenant(
 
 /// Deletes a tenant and everything in it (super admins only). Members whose
 /// default tenant it was get their oldest remaining membership as default.
-pub async fn delete_tenant(
+pub(crate) async fn delete_tenant(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     viewer: &UserIdentity,

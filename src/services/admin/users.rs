@@ -4,7 +4,7 @@ use super::*;
 
 /// Which users to list.
 #[derive(Debug, Clone, Default)]
-pub struct UserFilter {
+pub(crate) struct UserFilter {
     /// Only those with this role in the active tenant.
     pub role: Option<MembershipRole>,
     /// Only those whose e-mail sorts after this one (the last of the
@@ -13,7 +13,7 @@ pub struct UserFilter {
 }
 
 /// The users the viewer may see, by e-mail, at most `limit`.
-pub async fn list_users(
+pub(crate) async fn list_users(
     db: &impl ConnectionTrait,
     scope: &Scope,
     filter: UserFilter,
@@ -39,7 +39,7 @@ pub async fn list_users(
 }
 
 /// One user the viewer may see.
-pub async fn find_user(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) -> AppResult<user::Model> {
+pub(crate) async fn find_user(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) -> AppResult<user::Model> {
     user::Entity::find_by_id(id)
         .filter(scope.users())
         .one(db)
@@ -49,7 +49,7 @@ pub async fn find_user(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) -> Ap
 
 /// A new account as the client sent it.
 #[derive(Debug, Clone)]
-pub struct NewUserInput {
+pub(crate) struct NewUserInput {
     /// Login e-mail (trimmed and lower-cased here).
     pub email: String,
     /// Display name.
@@ -67,7 +67,7 @@ pub struct NewUserInput {
 /// A validated new account with its password hashed, ready for
 /// [`create_user`].
 #[derive(Debug, Clone)]
-pub struct NewUser {
+pub(crate) struct NewUser {
     email: String,
     name: String,
     password_hash: String,
@@ -79,7 +79,7 @@ pub struct NewUser {
 /// Checks that the viewer may create the account and that the input is
 /// valid, then hashes the password on `passwords`. Runs outside any
 /// transaction.
-pub async fn prepare_new_user(
+pub(crate) async fn prepare_new_user(
     passwords: &PasswordPool,
     scope: &Scope,
     viewer: &UserIdentity,
@@ -107,7 +107,7 @@ pub async fn prepare_new_user(
 
 /// What `createUser` did.
 #[derive(Debug, Clone)]
-pub enum CreatedAccount {
+pub(crate) enum CreatedAccount {
     /// A new account, a member of the active tenant.
     Created(user::Model),
     /// The address has an account already: it was invited instead (its
@@ -119,7 +119,7 @@ pub enum CreatedAccount {
 /// default tenant (tenant admins). When the address has an account already,
 /// invites it instead (see [`CreatedAccount::Invited`]); a member of the
 /// tenant already is `CONFLICT`, as the administrator can see them anyway.
-pub async fn create_user(
+pub(crate) async fn create_user(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     scope: &Scope,
@@ -182,7 +182,7 @@ pub async fn create_user(
 
 /// Changes to an account as the client sent them; `None` leaves a value as it is.
 #[derive(Debug, Clone, Default)]
-pub struct UserChangesInput {
+pub(crate) struct UserChangesInput {
     /// New login e-mail.
     pub email: Option<String>,
     /// New display name.
@@ -197,7 +197,7 @@ pub struct UserChangesInput {
 
 /// Validated changes, the new password hashed, ready for [`update_user`].
 #[derive(Debug, Clone, Default)]
-pub struct UserChanges {
+pub(crate) struct UserChanges {
     email: Option<String>,
     name: Option<String>,
     school_id: Option<Option<Uuid>>,
@@ -307,7 +307,7 @@ pub(crate) async fn administers_every_tenant_of(
 /// What checking a password needs: the hashing pool, the throttle and the
 /// client's address.
 #[derive(Debug, Clone, Copy)]
-pub struct PasswordCheck<'a> {
+pub(crate) struct PasswordCheck<'a> {
     /// Where Argon2 runs.
     pub passwords: &'a PasswordPool,
     /// Where failures are counted (units of work of their own, around the
@@ -323,7 +323,7 @@ pub struct PasswordCheck<'a> {
 
 /// Checks `current` against `account`'s password, throttled like a login
 /// (the same counts: a guess here is a guess at the login).
-pub async fn verify_current_password(
+pub(crate) async fn verify_current_password(
     check: PasswordCheck<'_>,
     account: &user::Model,
     current: String,
@@ -355,7 +355,7 @@ pub async fn verify_current_password(
 /// verifies the current password when a user changes their own e-mail or
 /// password (throttled), and hashes the new one. Runs outside any
 /// transaction.
-pub async fn prepare_user_update(
+pub(crate) async fn prepare_user_update(
     check: PasswordCheck<'_>,
     viewer: &UserIdentity,
     id: Uuid,
@@ -412,7 +412,7 @@ pub async fn prepare_user_update(
 /// permissions again inside the transaction. The school is the account's
 /// in the viewer's active tenant. A new password ends the account's other
 /// login sessions: whoever knew the old one is logged out everywhere.
-pub async fn update_user(
+pub(crate) async fn update_user(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     viewer: &UserIdentity,
@@ -509,7 +509,7 @@ fn changes_password(change: &user::ActiveModel) -> bool {
 /// Its open login sessions end (`revoked`) and stay, with its tenant-context
 /// trail, as the record of what it did; the deletion is audited. Returns
 /// the id.
-pub async fn delete_user(
+pub(crate) async fn delete_user(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     viewer: &UserIdentity,

@@ -93,7 +93,7 @@ impl SessionOrder {
     }
 
     /// The sort key of `row` under this order.
-    pub fn key_of(self, row: &session::Model) -> SortValue {
+    pub(crate) fn key_of(self, row: &session::Model) -> SortValue {
         match self.field {
             SessionOrderField::CreatedAt => SortValue::Time(row.created_at),
             SessionOrderField::StartTime => SortValue::Time(row.start_time),

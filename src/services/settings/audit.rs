@@ -41,7 +41,7 @@ impl AuditAction {
     }
 
     /// The update action of `level`.
-    pub fn update_of(level: Level) -> Self {
+    pub(crate) fn update_of(level: Level) -> Self {
         match level {
             Level::School => Self::UpdateSchoolSessionSettings,
             Level::District => Self::UpdateDistrictSessionSettings,
@@ -60,7 +60,7 @@ pub fn resource(level: Level, id: Option<Uuid>) -> String {
 }
 
 /// `{Property}: {OldValue} → {NewValue}`, with `null` for NULL.
-pub fn change_details(
+pub(crate) fn change_details(
     level: Level,
     property: Property,
     old: Option<SettingValue>,
@@ -75,7 +75,7 @@ pub fn change_details(
 }
 
 /// `Reset {Property} to inherit from {ParentScope}`.
-pub fn reset_details(level: Level, property: Property, parent: Level) -> String {
+pub(crate) fn reset_details(level: Level, property: Property, parent: Level) -> String {
     format!(
         "Reset {} to inherit from {}",
         level.property_name(property),

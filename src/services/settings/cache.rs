@@ -134,7 +134,7 @@ impl SettingsCache {
     /// An empty cache with the same clock and config-file level, shared with
     /// nobody: for reads inside a transaction that may still roll back, so
     /// that what they load never reaches the shared cache.
-    pub fn detached(&self) -> Self {
+    pub(crate) fn detached(&self) -> Self {
         let (invalidations, _) = watch::channel(0);
         Self {
             inner: Arc::new(Inner {
@@ -258,7 +258,7 @@ impl SettingsCache {
     }
 
     /// Drops every entry.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.invalidate(SettingsScope::System);
     }
 

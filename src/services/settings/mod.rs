@@ -55,25 +55,25 @@ pub use resolution::{Layers, Level, Property, Resolution, Resolved, SettingValue
 use validation::Checked;
 
 /// Hard-coded default: minutes of inactivity before a login session ends.
-pub const DEFAULT_IDLE_TIMEOUT_MINUTES: i32 = 30;
+pub(crate) const DEFAULT_IDLE_TIMEOUT_MINUTES: i32 = 30;
 /// Hard-coded default: minutes after login at which a login session ends.
-pub const DEFAULT_ABSOLUTE_TIMEOUT_MINUTES: i32 = 480;
+pub(crate) const DEFAULT_ABSOLUTE_TIMEOUT_MINUTES: i32 = 480;
 /// Hard-coded default: login sessions a user may hold at once.
-pub const DEFAULT_MAX_CONCURRENT_SESSIONS: i32 = 5;
+pub(crate) const DEFAULT_MAX_CONCURRENT_SESSIONS: i32 = 5;
 /// Hard-coded default: minutes of warning before a login session expires.
-pub const DEFAULT_SESSION_WARNING_MINUTES: i32 = 2;
+pub(crate) const DEFAULT_SESSION_WARNING_MINUTES: i32 = 2;
 /// Hard-coded default: whether a login revokes the user's other login sessions.
-pub const DEFAULT_INVALIDATE_ALL_SESSIONS_ON_LOGIN: bool = false;
+pub(crate) const DEFAULT_INVALIDATE_ALL_SESSIONS_ON_LOGIN: bool = false;
 /// Hard-coded default: whether devices are shared.
-pub const DEFAULT_IS_SHARED_DEVICE_MODE: bool = false;
+pub(crate) const DEFAULT_IS_SHARED_DEVICE_MODE: bool = false;
 /// Hard-coded default: the idle timeout in shared-device mode.
-pub const DEFAULT_SHARED_DEVICE_IDLE_TIMEOUT_MINUTES: i32 = 15;
+pub(crate) const DEFAULT_SHARED_DEVICE_IDLE_TIMEOUT_MINUTES: i32 = 15;
 /// Hard-coded default: the absolute timeout in shared-device mode.
-pub const DEFAULT_SHARED_DEVICE_ABSOLUTE_TIMEOUT_MINUTES: i32 = 60;
+pub(crate) const DEFAULT_SHARED_DEVICE_ABSOLUTE_TIMEOUT_MINUTES: i32 = 60;
 /// Hard-coded default: the concurrent-session limit in shared-device mode.
-pub const DEFAULT_SHARED_DEVICE_MAX_CONCURRENT_SESSIONS: i32 = 1;
+pub(crate) const DEFAULT_SHARED_DEVICE_MAX_CONCURRENT_SESSIONS: i32 = 1;
 /// Hard-coded default: whether shared-device mode forces invalidate-on-login.
-pub const DEFAULT_SHARED_DEVICE_ALWAYS_INVALIDATE_ALL_SESSIONS: bool = true;
+pub(crate) const DEFAULT_SHARED_DEVICE_ALWAYS_INVALIDATE_ALL_SESSIONS: bool = true;
 
 /// The resolved values that govern login sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,7 @@ pub async fn effective_for_user(
 
 /// Like [`effective_for_user`] for a user row already loaded (no query at
 /// all when the levels are cached).
-pub async fn effective_for(
+pub(crate) async fn effective_for(
     db: &impl ConnectionTrait,
     cache: &SettingsCache,
     user: &user::Model,
@@ -200,7 +200,7 @@ pub struct SubjectSettings {
 }
 
 /// Resolves `subject` through the cache (what login sessions see).
-pub async fn resolve(
+pub(crate) async fn resolve(
     db: &impl ConnectionTrait,
     cache: &SettingsCache,
     subject: Subject,
@@ -438,7 +438,7 @@ async fn is_some_admin(db: &impl ConnectionTrait, viewer: &UserIdentity) -> AppR
 /// super admins. A user's settings are read in the viewer's active tenant
 /// when the user is a member of it (for yourself: your active tenant), and
 /// otherwise in the user's default tenant.
-pub async fn readable_subject(
+pub(crate) async fn readable_subject(
     db: &impl ConnectionTrait,
     viewer: &UserIdentity,
     target: SettingsScope,
@@ -472,7 +472,7 @@ pub async fn readable_subject(
 }
 
 /// The `system_settings` row, for super admins and tenant administrators.
-pub async fn system_row(
+pub(crate) async fn system_row(
     db: &impl ConnectionTrait,
     viewer: &UserIdentity,
 ) -> AppResult<system_settings::Model> {
@@ -487,7 +487,7 @@ pub async fn system_row(
 /// The audit rows the viewer may read: a super admin, all; a tenant
 /// administrator, those of the tenants they administer; anyone else none
 /// (`FORBIDDEN`).
-pub async fn audit_visibility(
+pub(crate) async fn audit_visibility(
     db: &impl ConnectionTrait,
     viewer: &UserIdentity,
 ) -> AppResult<AuditVisibility> {
@@ -522,7 +522,7 @@ pub enum ChangeKind {
 }
 
 /// The level a scope stores its values at.
-pub fn level_of(scope: SettingsScope) -> Level {
+pub(crate) fn level_of(scope: SettingsScope) -> Level {
     match scope {
         SettingsScope::System => Level::System,
         SettingsScope::Tenant(_) => Level::District,

@@ -44,20 +44,6 @@ pub enum Property {
 }
 
 impl Property {
-    /// Every property, in a fixed order.
-    pub const ALL: [Self; 10] = [
-        Self::IdleTimeoutMinutes,
-        Self::AbsoluteTimeoutMinutes,
-        Self::MaxConcurrentSessions,
-        Self::InvalidateAllSessionsOnLogin,
-        Self::SessionWarningMinutes,
-        Self::IsSharedDeviceMode,
-        Self::SharedDeviceIdleTimeoutMinutes,
-        Self::SharedDeviceAbsoluteTimeoutMinutes,
-        Self::SharedDeviceMaxConcurrentSessions,
-        Self::SharedDeviceAlwaysInvalidateAllSessions,
-    ];
-
     fn index(self) -> usize {
         self as usize
     }
@@ -79,7 +65,7 @@ impl Property {
     }
 
     /// The accepted range of a numeric property (`None` for flags).
-    pub fn range(self) -> Option<(i32, i32)> {
+    pub(crate) fn range(self) -> Option<(i32, i32)> {
         match self {
             Self::IdleTimeoutMinutes | Self::SharedDeviceIdleTimeoutMinutes => Some((5, 120)),
             Self::AbsoluteTimeoutMinutes | Self::SharedDeviceAbsoluteTimeoutMinutes => Some((30, 1440)),
@@ -93,7 +79,7 @@ impl Property {
 
     /// Whether it is one of the shared-device values (stored only at the
     /// system, config and default levels).
-    pub fn is_shared_device_value(self) -> bool {
+    pub(crate) fn is_shared_device_value(self) -> bool {
         matches!(
             self,
             Self::SharedDeviceIdleTimeoutMinutes
@@ -152,7 +138,7 @@ impl Level {
     /// The name of `property` at this level as the settings document spells
     /// it (audit details), e.g. `SessionIdleTimeoutMinutes` for a district
     /// and `DefaultIdleTimeoutMinutes` for the system.
-    pub fn property_name(self, property: Property) -> &'static str {
+    pub(crate) fn property_name(self, property: Property) -> &'static str {
         use Property as P;
         match (self, property) {
             (Self::System, P::IdleTimeoutMinutes) => "DefaultIdleTimeoutMinutes",
@@ -184,7 +170,7 @@ impl Level {
     }
 
     /// The levels below this one, nearest first.
-    pub fn parents(self) -> &'static [Self] {
+    pub(crate) fn parents(self) -> &'static [Self] {
         match self {
             Self::User => &[
                 Self::School,
@@ -203,7 +189,7 @@ impl Level {
 
     /// The nearest level below this one that stores `property`: where a
     /// value reset to NULL here is inherited from.
-    pub fn parent_for(self, property: Property) -> Self {
+    pub(crate) fn parent_for(self, property: Property) -> Self {
         self.parents()
             .iter()
             .copied()
@@ -223,7 +209,7 @@ pub enum SettingValue {
 
 impl SettingValue {
     /// The number, if it is one.
-    pub fn as_int(self) -> Option<i32> {
+    pub(crate) fn as_int(self) -> Option<i32> {
         match self {
             Self::Int(value) => Some(value),
             Self::Flag(_) => None,
@@ -231,7 +217,7 @@ impl SettingValue {
     }
 
     /// The flag, if it is one.
-    pub fn as_flag(self) -> Option<bool> {
+    pub(crate) fn as_flag(self) -> Option<bool> {
         match self {
             Self::Flag(value) => Some(value),
             Self::Int(_) => None,
@@ -249,7 +235,7 @@ impl fmt::Display for SettingValue {
 }
 
 /// Formats an optional value for audit details: `null` for NULL.
-pub fn display_value(value: Option<SettingValue>) -> String {
+pub(crate) fn display_value(value: Option<SettingValue>) -> String {
     value.map_or_else(|| "null".to_owned(), |value| value.to_string())
 }
 
@@ -281,7 +267,7 @@ impl Values {
     }
 
     /// The `system_settings` row.
-    pub fn of_system(row: &system_settings::Model) -> Self {
+    pub(crate) fn of_system(row: &system_settings::Model) -> Self {
         use Property as P;
         let int = |value: Option<i32>| value.map(SettingValue::Int);
         Self::default()
@@ -312,7 +298,7 @@ impl Values {
     }
 
     /// A tenant's (district's) overrides.
-    pub fn of_district(row: &tenant::Model) -> Self {
+    pub(crate) fn of_district(row: &tenant::Model) -> Self {
         use Property as P;
         Self::default()
             .with(
@@ -376,7 +362,7 @@ impl Values {
     }
 
     /// The configuration file's `[session_security]`.
-    pub fn of_config(options: &SessionSecurityOptions) -> Self {
+    pub(crate) fn of_config(options: &SessionSecurityOptions) -> Self {
         use Property as P;
         let int = |value: Option<i32>| value.map(SettingValue::Int);
         let flag = |value: Option<bool>| value.map(SettingValue::Flag);
@@ -452,7 +438,11 @@ impl Values {
 
 /// Writes `value` into the `system_settings` column of `property` (which
 /// the system level must have).
-pub fn write_system(row: &mut system_settings::ActiveModel, property: Property, value: Option<SettingValue>) {
+pub(crate) fn write_system(
+    row: &mut system_settings::ActiveModel,
+    property: Property,
+    value: Option<SettingValue>,
+) {
     use Property as P;
     let int = value.and_then(SettingValue::as_int);
     let flag = value.and_then(SettingValue::as_flag);
@@ -472,7 +462,7 @@ pub fn write_system(row: &mut system_settings::ActiveModel, property: Property, 
 }
 
 /// Writes `value` into the `tenants` column of `property`.
-pub fn write_district(row: &mut tenant::ActiveModel, property: Property, value: Option<SettingValue>) {
+pub(crate) fn write_district(row: &mut tenant::ActiveModel, property: Property, value: Option<SettingValue>) {
     use Property as P;
     let int = value.and_then(SettingValue::as_int);
     let flag = value.and_then(SettingValue::as_flag);
@@ -488,7 +478,7 @@ pub fn write_district(row: &mut tenant::ActiveModel, property: Property, value: 
 }
 
 /// Writes `value` into the `schools` column of `property`.
-pub fn write_school(row: &mut school::ActiveModel, property: Property, value: Option<SettingValue>) {
+pub(crate) fn write_school(row: &mut school::ActiveModel, property: Property, value: Option<SettingValue>) {
     use Property as P;
     let int = value.and_then(SettingValue::as_int);
     let flag = value.and_then(SettingValue::as_flag);
@@ -556,12 +546,12 @@ pub struct Resolved {
 
 impl Resolved {
     /// The value as a number (0 if it is, impossibly, a flag).
-    pub fn int(&self) -> i32 {
+    pub(crate) fn int(&self) -> i32 {
         self.value.as_int().unwrap_or_default()
     }
 
     /// The value as a flag (false if it is, impossibly, a number).
-    pub fn flag(&self) -> bool {
+    pub(crate) fn flag(&self) -> bool {
         self.value.as_flag().unwrap_or_default()
     }
 }
@@ -687,7 +677,7 @@ fn combine(ordinary: Resolved, shared: &Resolved, shared_wins: bool) -> Resolved
 ///   otherwise resolves as usual;
 /// - outside shared-device mode, the user's override, when set, replaces
 ///   the concurrent-session limit (source `USER`).
-pub fn resolve(layers: &Layers) -> Resolution {
+pub(crate) fn resolve(layers: &Layers) -> Resolution {
     use Property as P;
     let shared_mode = inherit(layers, P::IsSharedDeviceMode);
     let shared = shared_mode.flag();

@@ -8,7 +8,7 @@ use crate::error::{AppError, AppResult};
 
 /// Fails with `BAD_USER_INPUT` on `property`'s input field when `value`
 /// is out of the property's range.
-pub fn check_range(property: Property, value: SettingValue) -> AppResult<()> {
+pub(crate) fn check_range(property: Property, value: SettingValue) -> AppResult<()> {
     match (property.range(), value) {
         (Some((min, max)), SettingValue::Int(value)) if !(min..=max).contains(&value) => {
             let unit = if matches!(
@@ -31,7 +31,7 @@ pub fn check_range(property: Property, value: SettingValue) -> AppResult<()> {
 
 /// A broken cross-field rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
+pub(crate) struct Violation {
     /// What is wrong, with the values, e.g. `idle timeout 100 > absolute timeout 60`.
     pub text: String,
     /// The properties whose values take part, most to blame first.
@@ -41,7 +41,7 @@ pub struct Violation {
 /// The cross-field rules `settings` break: the idle timeout must not exceed
 /// the absolute timeout, and the warning must be below the idle timeout.
 /// In shared-device mode the timeouts are the shared-device ones.
-pub fn violations(settings: &EffectiveSettings) -> Vec<Violation> {
+pub(crate) fn violations(settings: &EffectiveSettings) -> Vec<Violation> {
     let (idle, absolute) = if settings.is_shared_device_mode {
         (
             Property::SharedDeviceIdleTimeoutMinutes,
@@ -86,7 +86,7 @@ pub fn violations(settings: &EffectiveSettings) -> Vec<Violation> {
 /// The effective settings of one scope, named for error messages, e.g.
 /// `School Lincoln (0193…)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checked {
+pub(crate) struct Checked {
     /// The scope's name.
     pub label: String,
     /// Its effective settings.
@@ -96,7 +96,11 @@ pub struct Checked {
 /// Fails with `BAD_USER_INPUT` when a scope in `after` breaks a rule it did
 /// not already break (identically) in `before`. The error names the changed
 /// property most to blame and the scope that would break.
-pub fn reject_new_violations(before: &[Checked], after: &[Checked], changed: &[Property]) -> AppResult<()> {
+pub(crate) fn reject_new_violations(
+    before: &[Checked],
+    after: &[Checked],
+    changed: &[Property],
+) -> AppResult<()> {
     let known: Vec<String> = before
         .iter()
         .flat_map(|checked| {
