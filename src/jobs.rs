@@ -88,8 +88,12 @@ pub async fn sweep_login_sessions(state: &AppState) -> AppResult<usize> {
 /// and events past their retention; returns how many rows it deleted.
 pub async fn sweep_account_records(state: &AppState) -> AppResult<u64> {
     let now = state.clock.now();
-    let invitations = crate::services::invitations::sweep_expired(&state.db, now).await?;
-    let throttles = crate::services::throttle::sweep(&state.db, &state.settings.login_throttle, now).await?;
+    let (invitations, throttles) = unit_of_work::write(state, async |txn| {
+        let invitations = crate::services::invitations::sweep_expired(txn, now).await?;
+        let throttles = crate::services::throttle::sweep(txn, &state.settings.login_throttle, now).await?;
+        Ok(Outcome::quiet((invitations, throttles)))
+    })
+    .await?;
     let retention = chrono::Duration::days(state.settings.events.retention_days);
     let events = crate::event_log::sweep(&state.db, now, retention).await?;
     Ok(invitations + throttles + events)
