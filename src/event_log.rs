@@ -82,6 +82,48 @@ pub async fn append(txn: &DatabaseTransaction, now: DateTime<Utc>, events: &[Eve
     Ok(ids)
 }
 
+/// Which rows a read of the log wants (a replay reads only what its
+/// subscription could deliver).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LogFilter {
+    /// Only these topics (all when `None`).
+    pub(crate) topics: Option<&'static [&'static str]>,
+    /// Only events of this tenant (all when `None`).
+    pub(crate) tenant_id: Option<Uuid>,
+}
+
+/// At most `limit` rows after the cursor `after`, oldest first, each with
+/// its event, or `None` when this build cannot decode it (an event kind of
+/// a newer version): delivery skips such a row instead of stopping at it.
+pub(crate) async fn read_rows_after(
+    db: &impl ConnectionTrait,
+    after: i64,
+    limit: u64,
+    only: &LogFilter,
+) -> AppResult<Vec<(i64, Option<Event>)>> {
+    let mut query = event::Entity::find().filter(event::Column::Id.gt(after));
+    if let Some(topics) = only.topics {
+        query = query.filter(event::Column::Topic.is_in(topics.iter().copied()));
+    }
+    if let Some(tenant_id) = only.tenant_id {
+        query = query.filter(event::Column::TenantId.eq(tenant_id));
+    }
+    Ok(query
+        .order_by_asc(event::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| match serde_json::from_value(row.payload) {
+            Ok(event) => (row.id, Some(event)),
+            Err(error) => {
+                tracing::error!(id = row.id, topic = %row.topic, %error, "skipping an event this version cannot read");
+                (row.id, None)
+            }
+        })
+        .collect())
+}
+
 /// At most `limit` events after the cursor `after`, oldest first.
 pub async fn read_after(db: &impl ConnectionTrait, after: i64, limit: u64) -> AppResult<Vec<(i64, Event)>> {
     event::Entity::find()
@@ -108,7 +150,8 @@ pub async fn last_id(db: &impl ConnectionTrait) -> AppResult<Option<i64>> {
         .map(|row| row.id))
 }
 
-/// The oldest id still retained, if any: a cursor below it has lost events.
+/// The oldest id still retained, if any (ids have gaps: whether a cursor
+/// has lost events is for [`swept_through`] to say).
 pub async fn first_id(db: &impl ConnectionTrait) -> AppResult<Option<i64>> {
     Ok(event::Entity::find()
         .order_by_asc(event::Column::Id)
@@ -129,18 +172,33 @@ pub async fn swept_through(db: &impl ConnectionTrait) -> AppResult<i64> {
 /// Deletes the events older than `retention` and records how far it swept,
 /// in one transaction; returns how many it deleted.
 ///
-/// It deletes by id, up to the newest old event, so that everything at or
-/// below the recorded horizon is gone and everything above it is kept.
+/// It deletes the old *prefix* of the log, by id: up to the event before the
+/// oldest one still within retention. An event whose `created_at` is off
+/// (another instance's clock) therefore never takes newer events with it,
+/// and everything at or below the recorded horizon is gone while everything
+/// above it is kept.
 pub async fn sweep(db: &DatabaseConnection, now: DateTime<Utc>, retention: Duration) -> AppResult<u64> {
     let txn = db.begin().await?;
-    let newest_old = event::Entity::find()
-        .filter(event::Column::CreatedAt.lt(now - retention))
-        .order_by_desc(event::Column::Id)
+    let cutoff = now - retention;
+    let oldest_kept = event::Entity::find()
+        .filter(event::Column::CreatedAt.gte(cutoff))
+        .order_by_asc(event::Column::Id)
         .one(&txn)
         .await?;
-    let Some(horizon) = newest_old.map(|row| row.id) else {
-        return Ok(0);
+    let horizon = match oldest_kept {
+        Some(row) => row.id - 1,
+        None => match event::Entity::find()
+            .order_by_desc(event::Column::Id)
+            .one(&txn)
+            .await?
+        {
+            Some(row) => row.id,
+            None => return Ok(0),
+        },
     };
+    if horizon <= swept_through(&txn).await? {
+        return Ok(0);
+    }
     let deleted = event::Entity::delete_many()
         .filter(event::Column::Id.lte(horizon))
         .exec(&txn)

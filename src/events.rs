@@ -19,20 +19,19 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::config::EventLogSettings;
 use crate::error::{AppError, AppResult};
-use crate::event_log;
+use crate::event_log::{self, LogFilter};
 
 /// The PostgreSQL channel every instance listens on for wake-ups.
 pub(crate) const CHANNEL: &str = "session_manager_events";
@@ -371,10 +370,10 @@ struct Inner {
     reader: DatabaseConnection,
     /// Wakes the delivery task.
     wake: Arc<Notify>,
-    /// The id of the last event broadcast.
-    delivered: Arc<AtomicI64>,
-    /// PostgreSQL: where other instances are woken.
-    notify: Option<DatabaseConnection>,
+    /// The id of the last event delivered (observed and broadcast).
+    delivered: watch::Sender<i64>,
+    /// Called with each event before it is broadcast.
+    observers: Observers,
     retention_days: i64,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -398,40 +397,62 @@ impl EventBus {
         settings: &EventLogSettings,
     ) -> AppResult<Self> {
         let (sender, _) = broadcast::channel(CAPACITY);
-        let start = event_log::last_id(&reader).await?.unwrap_or(0);
-        let delivered = Arc::new(AtomicI64::new(start));
         let wake = Arc::new(Notify::new());
         let mut tasks = Vec::new();
-        let mut notify = None;
+        // Listening before the start is read: whatever commits after the
+        // read wakes delivery.
         if db.get_database_backend() == DatabaseBackend::Postgres {
-            let mut listener = PgListener::connect_with(db.get_postgres_connection_pool())
-                .await
-                .map_err(AppError::internal)?;
-            listener.listen(CHANNEL).await.map_err(AppError::internal)?;
-            tasks.push(tokio::spawn(listen(listener, wake.clone())));
-            notify = Some(db.clone());
+            let pool = db.get_postgres_connection_pool().clone();
+            let listener = connect_listener(&pool).await.map_err(AppError::internal)?;
+            tasks.push(tokio::spawn(listen(listener, pool, wake.clone())));
         }
+        let start = event_log::last_id(&reader).await?.unwrap_or(0);
+        let (delivered, _) = watch::channel(start);
+        let observers = Observers::default();
+        // And once at start, for what committed between the two.
+        wake.notify_one();
         let poll =
             (settings.poll_interval_secs > 0).then(|| Duration::from_secs(settings.poll_interval_secs));
-        tasks.push(tokio::spawn(deliver(
-            reader.clone(),
-            start,
-            wake.clone(),
-            sender.clone(),
-            delivered.clone(),
-            poll,
-        )));
+        let delivery = Delivery {
+            reader: reader.clone(),
+            sender: sender.clone(),
+            delivered: delivered.clone(),
+            observers: observers.clone(),
+        };
+        tasks.push(tokio::spawn(delivery.run(start, wake.clone(), poll)));
         Ok(Self {
             inner: Arc::new(Inner {
                 sender,
                 reader,
                 wake,
                 delivered,
-                notify,
+                observers,
                 retention_days: settings.retention_days,
                 tasks,
             }),
         })
+    }
+
+    /// Calls `observer` with every event this instance delivers, before
+    /// subscribers receive it and before the write that caused it (on this
+    /// instance) returns. For caches: it must be quick and must not block.
+    pub(crate) fn observe(&self, observer: impl Fn(&Event) + Send + Sync + 'static) {
+        self.inner
+            .observers
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(observer));
+    }
+
+    /// Waits (at most `patience`) until this instance has delivered the
+    /// event with id `id`: then its observers have seen it and its
+    /// subscribers have it. Whether it was.
+    pub(crate) async fn delivered_through(&self, id: i64, patience: Duration) -> bool {
+        let mut delivered = self.inner.delivered.subscribe();
+        tokio::time::timeout(patience, delivered.wait_for(|position| *position >= id))
+            .await
+            .is_ok_and(|reached| reached.is_ok())
     }
 
     /// Every event this instance delivers from now on (the settings cache
@@ -448,32 +469,38 @@ impl EventBus {
 
     /// The id of the last event this instance delivered.
     pub(crate) fn delivered(&self) -> i64 {
-        self.inner.delivered.load(Ordering::Acquire)
+        *self.inner.delivered.borrow()
     }
 
-    /// Wakes every instance's delivery after a commit that appended
-    /// `events`; does nothing when there were none. Only the unit of work
-    /// calls this.
-    pub(crate) async fn wake(&self, events: &[Event]) {
-        if events.is_empty() {
-            return;
-        }
+    /// Wakes this instance's delivery after a commit that appended events
+    /// (the other instances were woken by the `NOTIFY` of the transaction).
+    /// Only the unit of work calls this.
+    pub(crate) fn wake(&self) {
         self.inner.wake.notify_one();
-        if let Some(db) = &self.inner.notify {
-            wake_instances(db).await;
-        }
     }
 
     /// The events after `after` (replayed from the log, then live), or
     /// from now when `after` is `None`. `CURSOR_EXPIRED` when retention
     /// has already deleted some of the events after `after`.
-    pub(crate) async fn feed(&self, after: Option<i64>) -> AppResult<Feed> {
+    /// What a replay reads is narrowed by `only` (what the subscription
+    /// could deliver at all); live events all pass.
+    pub(crate) async fn feed(&self, after: Option<i64>, only: LogFilter) -> AppResult<Feed> {
         // Subscribe first: whatever is delivered from here on is either in
         // the replay or in the receiver (or both; ids decide).
         let receiver = self.inner.sender.subscribe();
         let (last, replaying) = match after {
             Some(cursor) => {
                 self.ensure_retained(cursor).await?;
+                // A cursor past the end was never handed out: accepting it
+                // would silently skip what comes before it.
+                let end = event_log::last_id(&self.inner.reader).await?.unwrap_or(0);
+                let swept = event_log::swept_through(&self.inner.reader).await?;
+                if cursor > end.max(swept).max(self.delivered()) {
+                    return Err(AppError::bad_input(
+                        "after",
+                        "is not an `eventId` returned by this API",
+                    ));
+                }
                 (cursor, true)
             }
             // From now: past whatever is committed already, delivered here
@@ -488,6 +515,7 @@ impl EventBus {
             receiver,
             last,
             replaying,
+            only,
             pending: VecDeque::new(),
         })
     }
@@ -511,8 +539,8 @@ impl EventBus {
                 sender,
                 reader: DatabaseConnection::default(),
                 wake: Arc::new(Notify::new()),
-                delivered: Arc::new(AtomicI64::new(0)),
-                notify: None,
+                delivered: watch::channel(0).0,
+                observers: Observers::default(),
                 retention_days: 7,
                 tasks: Vec::new(),
             }),
@@ -522,26 +550,50 @@ impl EventBus {
     /// Sends `logged` to this instance's receivers as if delivered.
     #[cfg(test)]
     pub(crate) fn inject(&self, logged: Logged) {
+        self.inner.observers.notify(&logged.event);
         let _receivers = self.inner.sender.send(Arc::new(logged));
     }
 }
 
-/// Wakes the instances serving from `db` (PostgreSQL `NOTIFY`; nothing to
-/// do on SQLite, whose single instance polls for other processes' writes).
-pub(crate) async fn wake_instances(db: &DatabaseConnection) {
-    if db.get_database_backend() != DatabaseBackend::Postgres {
-        return;
-    }
-    let result = db
-        .execute_raw(Statement::from_sql_and_values(
+/// Queues the wake-up of every instance serving from the database of
+/// `txn`: PostgreSQL delivers a `NOTIFY` only when its transaction commits,
+/// so nothing is left to do (or to fail) after the commit. Nothing on
+/// SQLite, whose single instance polls for other processes' writes.
+pub(crate) async fn wake_instances_on_commit(txn: &impl ConnectionTrait) -> AppResult<()> {
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
             "SELECT pg_notify($1, '')",
             [CHANNEL.into()],
         ))
-        .await;
-    if let Err(error) = result {
-        // They still catch up at their next wake-up or poll.
-        tracing::error!(%error, "could not wake the other instances");
+        .await?;
+    }
+    Ok(())
+}
+
+/// What observes every delivered event (see [`EventBus::observe`]).
+#[derive(Clone, Default)]
+struct Observers(Arc<std::sync::RwLock<Vec<Observer>>>);
+
+/// One observer of delivered events.
+type Observer = Box<dyn Fn(&Event) + Send + Sync>;
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Observers")
+    }
+}
+
+impl Observers {
+    fn notify(&self, event: &Event) {
+        for observer in self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            observer(event);
+        }
     }
 }
 
@@ -555,6 +607,8 @@ pub(crate) struct Feed {
     last: i64,
     /// Reading the log rather than the broadcast.
     replaying: bool,
+    /// What a replay reads.
+    only: LogFilter,
     pending: VecDeque<Arc<Logged>>,
 }
 
@@ -567,15 +621,23 @@ impl Feed {
                 return Ok(Some(logged));
             }
             if self.replaying {
-                let page = event_log::read_after(&self.bus.inner.reader, self.last, PAGE).await?;
+                let page =
+                    event_log::read_rows_after(&self.bus.inner.reader, self.last, PAGE, &self.only).await?;
                 // Read, then check: the horizon only grows, so if it is
                 // still at or below `last` nothing above it was gone.
                 self.bus.ensure_retained(self.last).await?;
-                if page.is_empty() {
+                let Some(&(page_end, _)) = page.last() else {
                     self.replaying = false;
+                    continue;
+                };
+                self.pending.extend(
+                    page.into_iter()
+                        .filter_map(|(id, event)| event.map(|event| Arc::new(Logged { id, event }))),
+                );
+                if self.pending.is_empty() {
+                    // Only rows this version cannot read: step over them.
+                    self.last = page_end;
                 }
-                self.pending
-                    .extend(page.into_iter().map(|(id, event)| Arc::new(Logged { id, event })));
                 continue;
             }
             match self.receiver.recv().await {
@@ -597,49 +659,65 @@ impl Feed {
     }
 }
 
-/// Reads the log from `start` whenever woken (or every `poll`) and
-/// broadcasts each event once, in order.
-async fn deliver(
+/// The delivery task's handles.
+struct Delivery {
     reader: DatabaseConnection,
-    start: i64,
-    wake: Arc<Notify>,
     sender: broadcast::Sender<Arc<Logged>>,
-    delivered: Arc<AtomicI64>,
-    poll: Option<Duration>,
-) {
-    let mut position = start;
-    loop {
-        match poll {
-            Some(poll) => {
-                let _woken_or_due = tokio::time::timeout(poll, wake.notified()).await;
-            }
-            None => wake.notified().await,
-        }
+    delivered: watch::Sender<i64>,
+    observers: Observers,
+}
+
+impl Delivery {
+    /// Reads the log from `start` whenever woken (or every `poll`) and
+    /// delivers each event once, in order.
+    async fn run(self, start: i64, wake: Arc<Notify>, poll: Option<Duration>) {
+        let mut position = start;
         loop {
-            match event_log::read_after(&reader, position, PAGE).await {
-                Ok(page) if page.is_empty() => break,
-                Ok(page) => {
-                    for (id, event) in page {
-                        position = id;
-                        delivered.store(id, Ordering::Release);
-                        // No receiver is not an error: nobody is subscribed.
-                        let _receivers = sender.send(Arc::new(Logged { id, event }));
-                    }
+            match poll {
+                Some(poll) => {
+                    let _woken_or_due = tokio::time::timeout(poll, wake.notified()).await;
                 }
-                Err(error) => {
-                    tracing::error!(error = ?error, "could not read the event log; retrying");
-                    tokio::time::sleep(RETRY_AFTER).await;
+                None => wake.notified().await,
+            }
+            loop {
+                match event_log::read_rows_after(&self.reader, position, PAGE, &LogFilter::default()).await {
+                    Ok(page) if page.is_empty() => break,
+                    Ok(page) => {
+                        for (id, event) in page {
+                            position = id;
+                            // A row this build cannot read (written by a newer
+                            // one) is skipped, not retried forever.
+                            if let Some(event) = event {
+                                self.observers.notify(&event);
+                                // No receiver is not an error: nobody is subscribed.
+                                let _receivers = self.sender.send(Arc::new(Logged { id, event }));
+                            }
+                            self.delivered.send_replace(id);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(error = ?error, "could not read the event log; retrying");
+                        tokio::time::sleep(RETRY_AFTER).await;
+                    }
                 }
             }
         }
     }
 }
 
+async fn connect_listener(pool: &sea_orm::sqlx::PgPool) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
 /// Turns other instances' `NOTIFY`s into wake-ups. `try_recv` answers
-/// `None` when the connection was lost (and has reconnected and listens
-/// again by then): the wake-ups sent meanwhile are gone, so delivery
-/// catches up from the log.
-async fn listen(mut listener: PgListener, wake: Arc<Notify>) {
+/// `None` when the connection was lost and has been re-established (and
+/// listens again): the wake-ups sent meanwhile are gone, so delivery
+/// catches up from the log. When it fails instead, a new listener is
+/// connected first, and only then is delivery woken to catch up, so that
+/// nothing committed between the catch-up and the new `LISTEN` is missed.
+async fn listen(mut listener: PgListener, pool: sea_orm::sqlx::PgPool, wake: Arc<Notify>) {
     loop {
         match listener.try_recv().await {
             Ok(Some(_wake_up)) => {}
@@ -647,8 +725,16 @@ async fn listen(mut listener: PgListener, wake: Arc<Notify>) {
                 tracing::warn!("the event listener lost its connection; catching up from the log");
             }
             Err(error) => {
-                tracing::warn!(%error, "the event listener failed; catching up and retrying");
-                tokio::time::sleep(RETRY_AFTER).await;
+                tracing::warn!(%error, "the event listener failed; connecting a new one");
+                listener = loop {
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    match connect_listener(&pool).await {
+                        Ok(listener) => break listener,
+                        Err(error) => {
+                            tracing::warn!(%error, "could not connect the event listener; retrying")
+                        }
+                    }
+                };
             }
         }
         wake.notify_one();

@@ -21,6 +21,9 @@ use crate::event_log;
 use crate::events::{self, Event};
 use crate::state::AppState;
 
+/// How long a write waits for this instance to deliver its events.
+const DELIVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How a unit of work ends.
 #[derive(Debug)]
 #[must_use = "an outcome does nothing until the unit of work ends with it"]
@@ -76,8 +79,18 @@ pub async fn write<T, F>(state: &AppState, work: F) -> AppResult<T>
 where
     F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<Outcome<T>>,
 {
-    let (answer, events) = run(&state.db, state.clock.now(), work).await?;
-    state.events.wake(&events).await;
+    let (answer, ids) = run(&state.db, state.clock.now(), work).await?;
+    if let Some(&newest) = ids.last() {
+        state.events.wake();
+        // This instance's caches and subscribers have the events when the
+        // write answers (read-your-writes); a stalled delivery only delays.
+        if !state.events.delivered_through(newest, DELIVERY_PATIENCE).await {
+            tracing::warn!(
+                event_id = newest,
+                "an event was not delivered in time; answering anyway"
+            );
+        }
+    }
     answer
 }
 
@@ -88,20 +101,18 @@ pub async fn write_detached<T, F>(db: &DatabaseConnection, now: DateTime<Utc>, w
 where
     F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<Outcome<T>>,
 {
-    let (answer, events) = run(db, now, work).await?;
-    if !events.is_empty() {
-        events::wake_instances(db).await;
-    }
+    let (answer, _ids) = run(db, now, work).await?;
     answer
 }
 
-/// Begins, runs `work`, appends its events, commits; the answer and the
-/// events to wake subscribers with.
+/// Begins, runs `work`, appends its events (with the `NOTIFY` that wakes
+/// the other instances when they commit), commits; the answer and the ids
+/// of the events.
 async fn run<T, F>(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
     work: F,
-) -> AppResult<(AppResult<T>, Vec<Event>)>
+) -> AppResult<(AppResult<T>, Vec<i64>)>
 where
     F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<Outcome<T>>,
 {
@@ -112,7 +123,10 @@ where
         Outcome::Done { value, events } => (Ok(value), events),
         Outcome::Refused { error, events } => (Err(error), events),
     };
-    event_log::append(&txn, now, &events).await?;
+    let ids = event_log::append(&txn, now, &events).await?;
+    if !ids.is_empty() {
+        events::wake_instances_on_commit(&txn).await?;
+    }
     txn.commit().await?;
-    Ok((answer, events))
+    Ok((answer, ids))
 }

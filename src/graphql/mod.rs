@@ -166,10 +166,19 @@ impl ContextExt for Context<'_> {
 
 /// The event feed a subscription reads: replayed from `after` (an
 /// `eventId`) and then live, or live from now.
+///
+/// A replay reads only `topics` of the viewer's active tenant (or of every
+/// tenant, for per-user topics, when `tenant_id` is `None`).
 pub(crate) async fn feed_after(
     state: &AppState,
     after: Option<&str>,
+    topics: &'static [&'static str],
+    tenant_id: Option<uuid::Uuid>,
 ) -> Result<crate::events::Feed, AppError> {
     let after = after.map(crate::events::decode_cursor).transpose()?;
-    state.events.feed(after).await
+    let only = crate::event_log::LogFilter {
+        topics: Some(topics),
+        tenant_id,
+    };
+    state.events.feed(after, only).await
 }

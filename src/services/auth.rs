@@ -140,8 +140,15 @@ pub async fn login(
             .await;
         }
     };
-    let outcome = write(state, async |txn| {
+    // The right password gives back what was counted in advance, in a unit
+    // of work of its own: a login refused after it (the concurrent-session
+    // policy, no tenant) must not count as a failure.
+    write(state, async |txn| {
         throttle::succeeded(txn, &admission).await?;
+        Ok(Outcome::quiet(()))
+    })
+    .await?;
+    let outcome = write(state, async |txn| {
         open_login_session(state, txn, now, account, device_info, client).await
     })
     .await?;

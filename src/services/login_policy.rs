@@ -119,6 +119,8 @@ pub(crate) async fn warn_if_due(
         .col_expr(session_log::Column::ExpiryWarnedFor, Expr::value(due.at))
         .filter(session_log::Column::Id.eq(log.id))
         .filter(session_log::Column::LogoutAt.is_null())
+        // Activity since it was read moves the deadline: no warning then.
+        .filter(session_log::Column::LastSeenAt.eq(log.last_seen_at))
         .filter(
             Condition::any()
                 .add(session_log::Column::ExpiryWarnedFor.is_null())

@@ -182,11 +182,15 @@ pub(crate) async fn resolve(
     let default = default_membership(db, user.id).await?;
     let to = default.as_ref().map(|membership| membership.tenant_id);
     let tenantless_allowed = to.is_none() && may_be_tenantless(db, now, user).await?;
-    if tenantless_allowed && log.tenant_id.is_none() {
-        return Ok(TenantContext {
-            tenant_id: None,
-            role: None,
-        });
+    // Already where a reset would put it (both unset, for an account with no
+    // tenant): nothing to write or announce, so a login session refused for
+    // want of any tenant does not append on every request it makes.
+    if log.tenant_id == to {
+        return default_context(
+            default,
+            tenantless_allowed,
+            "you no longer have access to the tenant and have no default tenant: ask an administrator",
+        );
     }
     // Only the request that actually moves the context records it, and the
     // move and its record commit together.

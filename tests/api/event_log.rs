@@ -196,6 +196,7 @@ async fn a_mutation_logs_what_it_announces_and_a_failed_one_logs_nothing(backend
 }
 
 backend_tests!(
+    a_login_session_without_any_tenant_is_announced_once_not_per_request,
     every_change_of_identity_is_an_event_in_the_log,
     a_mutation_logs_what_it_announces_and_a_failed_one_logs_nothing,
     what_a_transaction_appends_is_there_exactly_when_it_commits,
@@ -361,4 +362,30 @@ async fn every_change_of_identity_is_an_event_in_the_log(backend: Backend) {
         matches!(&events[..], [Event::Account(e)] if e.change == AccountChange::Promoted && e.user_id == world.users["admin"]),
         "{events:?}"
     );
+}
+
+/// A login session left without any tenant is moved (and announced) once;
+/// its refused requests after that write nothing.
+async fn a_login_session_without_any_tenant_is_announced_once_not_per_request(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let member = world.login(&app, "beta_user").await;
+    let admin = world.login(&app, "other_admin").await;
+    app.ok_as(
+        &admin,
+        "mutation($u: UUID!) { removeMembership(userId: $u) }",
+        json!({ "u": world.users["beta_user"] }),
+    )
+    .await;
+    let before = event_log::last_id(&app.db).await.unwrap().unwrap_or(0);
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let error = app
+            .error_as(Some(&member), "{ me { user { id } } }", json!({}))
+            .await;
+        codes.push(error_code(&error).to_owned());
+    }
+    assert_eq!(codes, ["FORBIDDEN"; 3]);
+    let (events, _) = logged_since(&app, before).await;
+    assert_eq!(events.len(), 1, "one move to no tenant, then nothing: {events:?}");
 }

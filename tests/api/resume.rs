@@ -166,6 +166,14 @@ async fn a_cursor_older_than_retention_is_cursor_expired_and_a_forged_one_is_ref
         .subscribe("forged", LIVE, json!({ "after": "ev1\u{0}" }))
         .await;
     assert_eq!(refusal(&mut other, "forged").await, "BAD_USER_INPUT");
+    other
+        .subscribe("future", LIVE, json!({ "after": "ev999999999" }))
+        .await;
+    assert_eq!(
+        refusal(&mut other, "future").await,
+        "BAD_USER_INPUT",
+        "a cursor past the end was never handed out"
+    );
 }
 
 async fn a_write_that_fails_midway_leaves_no_event_and_no_row(backend: Backend) {

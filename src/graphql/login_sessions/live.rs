@@ -25,8 +25,8 @@ pub enum LoginSessionEventKind {
     /// The user logged out.
     LoggedOut,
     /// Its tenant context moved to another tenant (switched, or reset to the
-    /// default tenant when access was lost). The subscriptions of a
-    /// connection whose context moved end with FORBIDDEN.
+    /// default tenant when access was lost). Session subscriptions of a
+    /// connection whose context moved end with FORBIDDEN at their next event.
     TenantSwitched,
 }
 
@@ -131,7 +131,7 @@ impl LoginSessionsSubscription {
             viewer: ctx.viewer()?.clone(),
             only: login_session_id,
         };
-        let feed = feed_after(ctx.state()?, after.as_deref()).await?;
+        let feed = feed_after(ctx.state()?, after.as_deref(), &["LOGIN_SESSION"], None).await?;
         Ok(stream::unfold(Some((feed, watch)), |carry| async move {
             let (mut feed, watch) = carry?;
             loop {

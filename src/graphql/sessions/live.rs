@@ -257,12 +257,14 @@ impl SessionsSubscription {
             guardian_id,
         };
         let subscriber = Subscriber::new(ctx)?;
-        let feed = feed_after(&subscriber.state, after.as_deref()).await?;
+        let tenant = Some(subscriber.scope.tenant_id);
+        let feed = feed_after(&subscriber.state, after.as_deref(), &["SESSION"], tenant).await?;
         Ok(subscriber.stream(feed, move |subscriber, logged| async move {
             let Event::Session(change) = &logged.event else {
                 return Verdict::Skip;
             };
-            if !interest.matches(change) {
+            // The cheap checks first: nothing of another tenant is visible.
+            if !interest.matches(change) || change.tenant_id != subscriber.scope.tenant_id {
                 return Verdict::Skip;
             }
             match subscriber
@@ -288,7 +290,8 @@ impl SessionsSubscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<UnlockNotification>> + use<>> {
         let subscriber = Subscriber::new(ctx)?;
-        let feed = feed_after(&subscriber.state, after.as_deref()).await?;
+        let tenant = Some(subscriber.scope.tenant_id);
+        let feed = feed_after(&subscriber.state, after.as_deref(), &["UNLOCK"], tenant).await?;
         Ok(subscriber.stream(feed, |subscriber, logged| async move {
             let Event::Unlock(unlock) = &logged.event else {
                 return Verdict::Skip;

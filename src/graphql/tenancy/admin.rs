@@ -441,7 +441,6 @@ impl AdminMutation {
             password: input.password,
             current_password: input.current_password,
         };
-        let _password_changes = changes.password.is_some();
         let now = state.clock.now();
         let client = ctx.client_info();
         let check = PasswordCheck {

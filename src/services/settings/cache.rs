@@ -20,20 +20,19 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{school, system_settings, tenant};
 use sea_orm::{ConnectionTrait, EntityTrait};
-use tokio::sync::{broadcast, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::resolution::Values;
 use crate::clock::SharedClock;
 use crate::config::SessionSecurityOptions;
 use crate::error::{AppError, AppResult};
-use crate::events::{Event, EventBus, Logged, SettingsScope};
+use crate::events::{Event, EventBus, SettingsScope};
 
 /// How long an entry lives without being read.
 pub const SLIDING_EXPIRY: Duration = Duration::minutes(5);
@@ -92,20 +91,6 @@ struct Inner {
     config: Values,
     entries: Mutex<Entries>,
     invalidations: watch::Sender<u64>,
-    listener: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(listener) = self
-            .listener
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            listener.abort();
-        }
-    }
 }
 
 /// The settings cache of one application instance, with the config-file
@@ -126,7 +111,6 @@ impl SettingsCache {
                 config: Values::of_config(options),
                 entries: Mutex::new(Entries::default()),
                 invalidations,
-                listener: Mutex::new(None),
             }),
         }
     }
@@ -142,21 +126,23 @@ impl SettingsCache {
                 config: self.inner.config,
                 entries: Mutex::new(Entries::default()),
                 invalidations,
-                listener: Mutex::new(None),
             }),
         }
     }
 
     /// Invalidates on every `SettingsChanged` event of `events` (from this
     /// instance and, on PostgreSQL, from every other one), from now on. The
-    /// listening task ends with the cache. Call once, from a tokio runtime.
+    /// cache observes delivery: it has the change before the write that
+    /// caused it (on this instance) answers. Call once.
     pub fn listen(&self, events: &EventBus) {
-        let receiver = events.subscribe();
-        let task = tokio::spawn(listen(receiver, Arc::downgrade(&self.inner)));
-        let mut listener = self.inner.listener.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(previous) = listener.replace(task) {
-            previous.abort();
-        }
+        let cache = Arc::downgrade(&self.inner);
+        events.observe(move |event| {
+            if let Event::SettingsChanged(scope) = event
+                && let Some(inner) = cache.upgrade()
+            {
+                SettingsCache { inner }.invalidate(*scope);
+            }
+        });
     }
 
     /// The config-file level.
@@ -257,11 +243,6 @@ impl SettingsCache {
         self.inner.invalidations.send_modify(|count| *count += 1);
     }
 
-    /// Drops every entry.
-    pub(crate) fn clear(&self) {
-        self.invalidate(SettingsScope::System);
-    }
-
     /// Counts the invalidations so far (tests wait on it for an event from
     /// another instance to have arrived).
     pub fn invalidations(&self) -> watch::Receiver<u64> {
@@ -327,37 +308,11 @@ impl SettingsCache {
     }
 }
 
-/// Invalidates on every settings event until the cache or the bus is gone.
-/// A receiver that fell behind may have missed invalidations: it drops
-/// everything.
-async fn listen(mut receiver: broadcast::Receiver<Arc<Logged>>, cache: Weak<Inner>) {
-    loop {
-        let scope = match receiver.recv().await {
-            Ok(logged) => match logged.event {
-                Event::SettingsChanged(scope) => Some(scope),
-                _ => continue,
-            },
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "settings cache fell behind the event bus; clearing it");
-                None
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let Some(inner) = cache.upgrade() else {
-            return;
-        };
-        let cache = SettingsCache { inner };
-        match scope {
-            Some(scope) => cache.invalidate(scope),
-            None => cache.clear(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::events::Logged;
     use crate::services::settings::resolution::{Property, SettingValue};
 
     fn cache() -> (SettingsCache, Arc<ManualClock>) {
