@@ -485,7 +485,13 @@ impl EventBus {
     /// What a replay reads is narrowed by `only` (what the subscription
     /// could deliver at all); live events all pass.
     pub(crate) async fn feed(&self, after: Option<i64>, only: LogFilter) -> AppResult<Feed> {
-        // Subscribe first: whatever is delivered from here on is either in
+        // From now: past what is committed already. Read before subscribing,
+        // so that nothing committed after the subscription is skipped.
+        let end = match after {
+            None => event_log::last_id(&self.inner.reader).await?.unwrap_or(0),
+            Some(_) => 0,
+        };
+        // Then subscribe: whatever is delivered from here on is either in
         // the replay or in the receiver (or both; ids decide).
         let receiver = self.inner.sender.subscribe();
         let (last, replaying) = match after {
@@ -503,12 +509,9 @@ impl EventBus {
                 }
                 (cursor, true)
             }
-            // From now: past whatever is committed already, delivered here
-            // yet or not.
-            None => {
-                let end = event_log::last_id(&self.inner.reader).await?.unwrap_or(0);
-                (end.max(self.delivered()), false)
-            }
+            // What was broadcast before the receiver existed is not in it;
+            // what is broadcast after has a higher id than this.
+            None => (end.max(self.delivered()), false),
         };
         Ok(Feed {
             bus: self.clone(),
