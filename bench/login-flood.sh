@@ -12,8 +12,14 @@ PORT="${BENCH_PORT:-18080}"
 SECONDS_PER_PHASE="${BENCH_SECONDS:-20}"
 
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null || { echo "install wrk (Debian: apt-get install wrk)"; exit 1; }; }
-cargo build --release --quiet
-BIN=target/release/session-manager
+# BENCH_BIN runs another build (e.g. an older commit's, to compare two
+# builds in one sitting); by default the release build of this checkout.
+if [ -n "${BENCH_BIN:-}" ]; then
+    BIN="$BENCH_BIN"
+else
+    cargo build --release --quiet
+    BIN=target/release/session-manager
+fi
 
 psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 export DATABASE_URL="$PG/$DB"
