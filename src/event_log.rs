@@ -124,19 +124,16 @@ pub(crate) async fn read_rows_after(
         .collect())
 }
 
-/// At most `limit` events after the cursor `after`, oldest first.
+/// At most `limit` events after the cursor `after`, oldest first (an
+/// undecodable row is an error here; delivery uses [`read_rows_after`]).
 pub async fn read_after(db: &impl ConnectionTrait, after: i64, limit: u64) -> AppResult<Vec<(i64, Event)>> {
-    event::Entity::find()
-        .filter(event::Column::Id.gt(after))
-        .order_by_asc(event::Column::Id)
-        .limit(limit)
-        .all(db)
+    read_rows_after(db, after, limit, &LogFilter::default())
         .await?
         .into_iter()
-        .map(|row| {
-            serde_json::from_value(row.payload)
-                .map(|event| (row.id, event))
-                .map_err(AppError::internal)
+        .map(|(id, event)| {
+            event
+                .map(|event| (id, event))
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("event {id} cannot be decoded")))
         })
         .collect()
 }

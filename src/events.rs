@@ -455,12 +455,6 @@ impl EventBus {
             .is_ok_and(|reached| reached.is_ok())
     }
 
-    /// Every event this instance delivers from now on (the settings cache
-    /// listens here; subscriptions use [`EventBus::feed`]).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Logged>> {
-        self.inner.sender.subscribe()
-    }
-
     /// How many receivers this instance has right now (tests wait for a
     /// subscription to be in place before triggering its events).
     pub fn subscriber_count(&self) -> usize {
