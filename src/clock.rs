@@ -5,15 +5,23 @@
 //! of sleeping.
 
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use tokio::sync::watch;
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + Debug {
     /// The current instant.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Resolves once the clock reads `instant` or later (a timer that a
+    /// test clock fires when it is moved, without anyone sleeping).
+    fn sleep_until(&self, instant: DateTime<Utc>) -> BoxFuture<'static, ()>;
 }
+
+/// A boxed future, as a trait object can return one.
+pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The clock shared by every part of one application instance.
 pub(crate) type SharedClock = Arc<dyn Clock>;
@@ -26,37 +34,60 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+
+    fn sleep_until(&self, instant: DateTime<Utc>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            // Re-checked after waking: the wall clock may have been stepped.
+            loop {
+                let left = instant - Utc::now();
+                let Ok(left) = left.to_std() else { return };
+                if left.is_zero() {
+                    return;
+                }
+                tokio::time::sleep(left).await;
+            }
+        })
+    }
 }
 
 /// A clock that only moves when told to: for deterministic tests.
 #[derive(Debug)]
 pub struct ManualClock {
-    now: Mutex<DateTime<Utc>>,
+    now: watch::Sender<DateTime<Utc>>,
 }
 
 impl ManualClock {
     /// A clock stopped at `start`.
     pub fn new(start: DateTime<Utc>) -> Self {
         Self {
-            now: Mutex::new(start),
+            now: watch::Sender::new(start),
         }
     }
 
-    /// Moves the clock to `instant`.
+    /// Moves the clock to `instant` (firing the timers it reaches).
     pub fn set(&self, instant: DateTime<Utc>) {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner) = instant;
+        self.now.send_replace(instant);
     }
 
-    /// Moves the clock forward by `by`.
+    /// Moves the clock forward by `by` (firing the timers it reaches).
     pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now += by;
+        self.now.send_modify(|now| *now += by);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+        *self.now.borrow()
+    }
+
+    fn sleep_until(&self, instant: DateTime<Utc>) -> BoxFuture<'static, ()> {
+        let mut now = self.now.subscribe();
+        Box::pin(async move {
+            // The sender lives as long as the clock; a dropped clock never fires.
+            if now.wait_for(|now| *now >= instant).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }
 

@@ -358,6 +358,10 @@ pub struct AuthSettings {
     pub token_ttl_minutes: i64,
     /// `last_seen_at` of a login session is written at most this often. Default 60.
     pub last_seen_resolution_secs: i64,
+    /// How many login sessions, accounts, users' memberships and guardians'
+    /// links each instance keeps in memory to authenticate without a query
+    /// (each kind bounded on its own; the least used go first). Default 100000.
+    pub identity_cache_entries: u64,
     /// When a login would exceed the effective concurrent-session limit:
     /// `evict_oldest` (end the oldest login sessions, the default) or
     /// `reject` (refuse the login with CONFLICT).
@@ -373,6 +377,7 @@ impl Default for AuthSettings {
             token_secret: None,
             token_ttl_minutes: 24 * 60,
             last_seen_resolution_secs: 60,
+            identity_cache_entries: 100_000,
             concurrent_session_policy: ConcurrentSessionPolicy::EvictOldest,
             services: Vec::new(),
         }

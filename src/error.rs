@@ -17,6 +17,10 @@ use sea_orm::{DbErr, SqlErr};
 pub enum AppError {
     /// No valid credentials were presented; the text says what to do.
     Unauthenticated(String),
+    /// The login session the credentials are bound to has ended (logged
+    /// out, revoked, evicted, invalidated or expired): log in again.
+    /// `UNAUTHENTICATED`, with the reason in `extensions.reason`.
+    LoginSessionEnded(entity::session_log::SessionEndReason),
     /// The caller is known but may not do this.
     Forbidden(String),
     /// The row does not exist or is outside the caller's scope.
@@ -60,7 +64,7 @@ impl AppError {
     /// The stable `extensions.code` of this error.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Unauthenticated(_) | Self::LoginSessionEnded(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound { .. } => "NOT_FOUND",
             Self::BadUserInput { .. } => "BAD_USER_INPUT",
@@ -86,6 +90,10 @@ impl AppError {
             Self::OneLoginPerRequest => {
                 "a request may log in only once: send one `login` per request".to_owned()
             }
+            Self::LoginSessionEnded(reason) => format!(
+                "the login session has ended ({}): log in again",
+                crate::services::auth::end_reason_text(*reason)
+            ),
             Self::NotFound { resource } => format!("{resource} not found"),
             Self::BadUserInput { field, message } => format!("{field}: {message}"),
             Self::CursorExpired { retention_days } => format!(
@@ -169,6 +177,9 @@ impl ErrorExtensions for AppError {
             extensions.set("code", self.code());
             match self {
                 Self::BadUserInput { field, .. } => extensions.set("field", field.as_str()),
+                Self::LoginSessionEnded(reason) => {
+                    extensions.set("reason", crate::services::login_policy::end_reason_name(*reason))
+                }
                 Self::TooManyAttempts {
                     retry_at,
                     retry_after_secs,

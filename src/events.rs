@@ -19,6 +19,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -374,6 +375,8 @@ struct Inner {
     delivered: watch::Sender<i64>,
     /// Called with each event before it is broadcast.
     observers: Observers,
+    /// Whether this instance has seen every event committed so far.
+    trust: Arc<Trust>,
     retention_days: i64,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -398,13 +401,14 @@ impl EventBus {
     ) -> AppResult<Self> {
         let (sender, _) = broadcast::channel(CAPACITY);
         let wake = Arc::new(Notify::new());
+        let trust = Arc::new(Trust::default());
         let mut tasks = Vec::new();
         // Listening before the start is read: whatever commits after the
         // read wakes delivery.
         if db.get_database_backend() == DatabaseBackend::Postgres {
             let pool = db.get_postgres_connection_pool().clone();
             let listener = connect_listener(&pool).await.map_err(AppError::internal)?;
-            tasks.push(tokio::spawn(listen(listener, pool, wake.clone())));
+            tasks.push(tokio::spawn(listen(listener, pool, wake.clone(), trust.clone())));
         }
         let start = event_log::last_id(&reader).await?.unwrap_or(0);
         let (delivered, _) = watch::channel(start);
@@ -418,6 +422,7 @@ impl EventBus {
             sender: sender.clone(),
             delivered: delivered.clone(),
             observers: observers.clone(),
+            trust: trust.clone(),
         };
         tasks.push(tokio::spawn(delivery.run(start, wake.clone(), poll)));
         Ok(Self {
@@ -427,6 +432,7 @@ impl EventBus {
                 wake,
                 delivered,
                 observers,
+                trust,
                 retention_days: settings.retention_days,
                 tasks,
             }),
@@ -453,6 +459,20 @@ impl EventBus {
         tokio::time::timeout(patience, delivered.wait_for(|position| *position >= id))
             .await
             .is_ok_and(|reached| reached.is_ok())
+    }
+
+    /// Whether this instance has delivered everything committed so far, as
+    /// far as it can tell: false from the moment its connection for other
+    /// instances' wake-ups is lost until it has reconnected and caught up
+    /// from the log. What is cached from events is only trusted meanwhile.
+    pub(crate) fn is_current(&self) -> bool {
+        self.inner.trust.is_current()
+    }
+
+    /// Changes whenever the event connection was lost: what was cached
+    /// from events under another value may have missed some.
+    pub(crate) fn trust_epoch(&self) -> u64 {
+        self.inner.trust.epoch.load(Ordering::SeqCst)
     }
 
     /// How many receivers this instance has right now (tests wait for a
@@ -538,6 +558,7 @@ impl EventBus {
                 wake: Arc::new(Notify::new()),
                 delivered: watch::channel(0).0,
                 observers: Observers::default(),
+                trust: Arc::new(Trust::default()),
                 retention_days: 7,
                 tasks: Vec::new(),
             }),
@@ -610,6 +631,28 @@ pub(crate) struct Feed {
 }
 
 impl Feed {
+    /// The next event if it is already here (delivered to this feed, not
+    /// to be read from the log): never waits.
+    pub fn try_next(&mut self) -> Option<Arc<Logged>> {
+        if let Some(logged) = self.pending.pop_front() {
+            self.last = logged.id;
+            return Some(logged);
+        }
+        if self.replaying {
+            return None;
+        }
+        loop {
+            match self.receiver.try_recv() {
+                Ok(logged) if logged.id <= self.last => {}
+                Ok(logged) => {
+                    self.last = logged.id;
+                    return Some(logged);
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// The next event; `None` once the bus is gone.
     pub async fn next(&mut self) -> AppResult<Option<Arc<Logged>>> {
         loop {
@@ -656,12 +699,33 @@ impl Feed {
     }
 }
 
+/// Whether an instance has seen every event: `epoch` moves by one when the
+/// event connection is lost (odd: disconnected) and by one again once it is
+/// back; delivery records the epoch of each catch-up it completes.
+#[derive(Debug, Default)]
+struct Trust {
+    epoch: AtomicU64,
+    caught_up: AtomicU64,
+}
+
+impl Trust {
+    fn is_current(&self) -> bool {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        epoch.is_multiple_of(2) && self.caught_up.load(Ordering::SeqCst) == epoch
+    }
+
+    fn lost(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// The delivery task's handles.
 struct Delivery {
     reader: DatabaseConnection,
     sender: broadcast::Sender<Arc<Logged>>,
     delivered: watch::Sender<i64>,
     observers: Observers,
+    trust: Arc<Trust>,
 }
 
 impl Delivery {
@@ -676,9 +740,14 @@ impl Delivery {
                 }
                 None => wake.notified().await,
             }
+            // Taken before reading: a catch-up only vouches for the epoch it began in.
+            let epoch = self.trust.epoch.load(Ordering::SeqCst);
             loop {
                 match event_log::read_rows_after(&self.reader, position, PAGE, &LogFilter::default()).await {
-                    Ok(page) if page.is_empty() => break,
+                    Ok(page) if page.is_empty() => {
+                        self.trust.caught_up.store(epoch, Ordering::SeqCst);
+                        break;
+                    }
                     Ok(page) => {
                         for (id, event) in page {
                             position = id;
@@ -714,14 +783,18 @@ async fn connect_listener(pool: &sea_orm::sqlx::PgPool) -> Result<PgListener, se
 /// catches up from the log. When it fails instead, a new listener is
 /// connected first, and only then is delivery woken to catch up, so that
 /// nothing committed between the catch-up and the new `LISTEN` is missed.
-async fn listen(mut listener: PgListener, pool: sea_orm::sqlx::PgPool, wake: Arc<Notify>) {
+async fn listen(mut listener: PgListener, pool: sea_orm::sqlx::PgPool, wake: Arc<Notify>, trust: Arc<Trust>) {
     loop {
         match listener.try_recv().await {
             Ok(Some(_wake_up)) => {}
             Ok(None) => {
+                // Lost and already listening again: untrusted until caught up.
+                trust.lost();
+                trust.lost();
                 tracing::warn!("the event listener lost its connection; catching up from the log");
             }
             Err(error) => {
+                trust.lost();
                 tracing::warn!(%error, "the event listener failed; connecting a new one");
                 listener = loop {
                     tokio::time::sleep(RETRY_AFTER).await;
@@ -732,6 +805,7 @@ async fn listen(mut listener: PgListener, pool: sea_orm::sqlx::PgPool, wake: Arc
                         }
                     }
                 };
+                trust.lost();
             }
         }
         wake.notify_one();

@@ -17,6 +17,7 @@ use crate::graphql::build_schema;
 use crate::http::{HttpState, router};
 use crate::jobs::spawn_expiry_sweeper;
 use crate::services::auth::Authenticator;
+use crate::services::identity::IdentityCache;
 use crate::services::passwords::PasswordPool;
 use crate::services::settings::SettingsCache;
 use crate::state::AppState;
@@ -86,6 +87,7 @@ impl Application {
         let authenticator = Authenticator::new(&settings.auth);
         let settings_cache = SettingsCache::new(clock.clone(), &settings.session_security);
         settings_cache.listen(&events);
+        let identity = IdentityCache::new(&events, db.clone(), settings.auth.identity_cache_entries);
         let passwords = PasswordPool::new(&settings.passwords).map_err(AppError::into_anyhow)?;
         let state = AppState {
             db,
@@ -94,6 +96,7 @@ impl Application {
             authenticator,
             events,
             settings_cache,
+            identity,
             gate: Arc::default(),
             passwords,
         };

@@ -11,6 +11,7 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::events::EventBus;
 use crate::services::auth::Authenticator;
+use crate::services::identity::IdentityCache;
 use crate::services::passwords::PasswordPool;
 use crate::services::settings::SettingsCache;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub events: EventBus,
     /// The session settings cache (and the config-file level it resolves against).
     pub settings_cache: SettingsCache,
+    /// What authentication needs, in memory (kept right by events).
+    pub identity: IdentityCache,
     /// What the request gate let through and refused.
     pub gate: Arc<GateStats>,
     /// Where every Argon2 computation runs, bounded.

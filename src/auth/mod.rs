@@ -15,9 +15,9 @@ use crate::config::AuthSettings;
 pub use tokens::{Claims, TokenKeys};
 
 /// The credentials a WebSocket connection was initialised with. Every
-/// operation, and every event of a subscription, is authenticated again
-/// with them, so that a logout, revocation, expiry or change of role takes
-/// effect on open connections at once.
+/// operation is authenticated again with them, and the connection watches
+/// its identity (see `services::live_identity`), so that a logout,
+/// revocation, expiry or change of role takes effect on open connections.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionCredentials(pub Option<String>);
 
@@ -28,6 +28,8 @@ pub enum Identity {
     Anonymous,
     /// Credentials were sent but refused; the text says why.
     Rejected(String),
+    /// The login session the token is bound to has ended, for this reason.
+    Ended(entity::session_log::SessionEndReason),
     /// A valid login whose user has lost access to every tenant; the text says why.
     NoAccess(String),
     /// A logged-in person, in their active tenant.

@@ -20,6 +20,7 @@ use sea_orm::DbErr;
 use crate::auth::{Identity, UserIdentity};
 use crate::error::AppError;
 use crate::services::auth::ClientInfo;
+use crate::services::live_identity::LiveIdentity;
 use crate::services::scope::Scope;
 pub use crate::state::AppState;
 use loaders::{DbLoader, Loaders};
@@ -139,6 +140,7 @@ impl ContextExt for Context<'_> {
             Identity::User(viewer) => Ok(viewer),
             Identity::Anonymous => Err(AppError::login_required()),
             Identity::Rejected(reason) => Err(AppError::Unauthenticated(reason.clone())),
+            Identity::Ended(reason) => Err(AppError::LoginSessionEnded(*reason)),
             Identity::NoAccess(reason) => Err(AppError::Forbidden(reason.clone())),
             Identity::Service(_) => Err(AppError::forbidden("services may not do this")),
         }
@@ -162,6 +164,14 @@ impl ContextExt for Context<'_> {
             .await
             .map_err(|error| AppError::internal(anyhow::anyhow!("batched load failed: {error}")))
     }
+}
+
+/// The connection's live view of its identity, which every subscription
+/// consults (subscriptions are served over WebSocket only).
+pub(crate) fn live_identity(ctx: &Context<'_>) -> Result<LiveIdentity, AppError> {
+    ctx.data::<LiveIdentity>().cloned().map_err(|_| {
+        AppError::forbidden("subscriptions are served over WebSocket (graphql-transport-ws) at /graphql/ws")
+    })
 }
 
 /// The event feed a subscription reads: replayed from `after` (an

@@ -19,7 +19,7 @@ use tracing::Span;
 
 use super::HttpState;
 use crate::graphql::loaders::loaders;
-use crate::services::auth::{ClientInfo, LoginBudget, authenticate};
+use crate::services::auth::{Activity, ClientInfo, LoginBudget, authenticate};
 use crate::services::scope::Scope;
 
 /// `application/graphql-response+json`.
@@ -167,7 +167,7 @@ async fn execute(
     }
     let authorization = headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok());
     let now = state.app.clock.now();
-    let identity = match authenticate(&state.app, now, authorization).await {
+    let identity = match authenticate(&state.app, now, authorization, Activity::Record).await {
         Ok(identity) => identity,
         Err(error) => {
             // No operation ran: a response without `data`, which the

@@ -15,6 +15,7 @@ use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use tokio::sync::watch;
 
 use super::HttpState;
 use super::graphql::client_info;
@@ -23,7 +24,8 @@ use crate::auth::Identity;
 use crate::error::AppError;
 use crate::graphql::loaders::uncached_loaders;
 use crate::graphql::{AppSchema, AppState};
-use crate::services::auth::{ClientInfo, LoginBudget, authenticate};
+use crate::services::auth::{Activity, ClientInfo, LoginBudget, authenticate};
+use crate::services::live_identity::{Standing, Watcher};
 use crate::services::scope::Scope;
 
 /// Upgrades the connection and serves GraphQL operations over it.
@@ -50,24 +52,61 @@ pub(crate) async fn handler(
     let app = state.app.clone();
     let client = client_info(&headers, peer, app.settings.server.trust_forwarded_headers);
     let credentials = Arc::new(Mutex::new(None));
+    let (watcher, standing) = Watcher::new(app.clone());
+    let watcher = Arc::new(watcher);
     let executor = ReauthenticatingExecutor {
         schema: state.schema.clone(),
         app: app.clone(),
         credentials: credentials.clone(),
+        watcher: watcher.clone(),
     };
     upgrade
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .protocols([protocol.as_str()])
         .on_upgrade(move |socket| {
-            ws::serve(socket, protocol, executor, settings, move |payload| async move {
-                connection_data(&app, &payload, client, &credentials).await
-            })
+            let on_init = move |payload: Value| async move {
+                connection_data(&app, &payload, client, &credentials, &watcher).await
+            };
+            ws::serve(socket, protocol, executor, settings, on_init, closing(standing))
         })
         .into_response()
 }
 
 pub use crate::auth::ConnectionCredentials;
+
+/// Closes the connection once its credentials stop working (its login
+/// session ended, its token expired): 4401, so that a client logs in again
+/// rather than reconnecting with the same token.
+fn closing(mut standing: watch::Receiver<Standing>) -> ws::ClosingSignal {
+    Box::pin(async move {
+        let ending = {
+            match standing
+                .wait_for(|standing| matches!(standing, Standing::Ended(_)))
+                .await
+            {
+                Ok(standing) => match &*standing {
+                    Standing::Ended(ending) => Some(ending.clone()),
+                    _ => None,
+                },
+                // Never watched (an anonymous connection): never closed from here.
+                Err(_) => None,
+            }
+        };
+        let Some(ending) = ending else {
+            return std::future::pending().await;
+        };
+        let error = ending.error();
+        ws::Closing {
+            code: UNAUTHORIZED,
+            reason: error.message(),
+            response: refusal(&error),
+        }
+    })
+}
+
+/// graphql-transport-ws's close code for credentials that no longer work.
+const UNAUTHORIZED: u16 = 4401;
 
 /// Runs each WebSocket operation as the identity its connection's
 /// credentials have *now*.
@@ -76,6 +115,7 @@ struct ReauthenticatingExecutor {
     schema: AppSchema,
     app: AppState,
     credentials: Arc<Mutex<Option<String>>>,
+    watcher: Arc<Watcher>,
 }
 
 impl ReauthenticatingExecutor {
@@ -90,7 +130,7 @@ impl ReauthenticatingExecutor {
 impl Executor for ReauthenticatingExecutor {
     async fn execute(&self, request: Request) -> GraphqlResponse {
         let authorization = self.credentials();
-        match prepare(&self.app, request, authorization).await {
+        match prepare(&self.app, request, authorization, &self.watcher).await {
             Ok(request) => self.schema.execute(request).await,
             Err(error) => refusal(&error),
         }
@@ -102,8 +142,9 @@ impl Executor for ReauthenticatingExecutor {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, GraphqlResponse> {
         let (schema, app, authorization) = (self.schema.clone(), self.app.clone(), self.credentials());
+        let watcher = self.watcher.clone();
         let prepared = async move {
-            match prepare(&app, request, authorization).await {
+            match prepare(&app, request, authorization, &watcher).await {
                 Ok(request) => Executor::execute_stream(&schema, request, session_data),
                 Err(error) => stream::once(future::ready(refusal(&error))).boxed(),
             }
@@ -112,24 +153,32 @@ impl Executor for ReauthenticatingExecutor {
     }
 }
 
-/// Authenticates an operation and gives it its identity, scoped loaders and
-/// the connection's credentials.
+/// Authenticates an operation (a user action: it counts as activity) and
+/// gives it its identity, scoped loaders, the connection's credentials and
+/// its live view of the connection's identity.
 async fn prepare(
     app: &AppState,
     request: Request,
     authorization: Option<String>,
+    watcher: &Watcher,
 ) -> Result<Request, AppError> {
-    let identity = authenticate(app, app.clock.now(), authorization.as_deref()).await?;
-    match &identity {
+    let identity = authenticate(app, app.clock.now(), authorization.as_deref(), Activity::Record).await?;
+    let live = match &identity {
         Identity::Rejected(reason) => return Err(AppError::Unauthenticated(reason.clone())),
+        Identity::Ended(reason) => return Err(AppError::LoginSessionEnded(*reason)),
         Identity::NoAccess(reason) => return Err(AppError::Forbidden(reason.clone())),
-        Identity::Anonymous | Identity::User(_) | Identity::Service(_) => {}
-    }
-    Ok(request
+        Identity::User(viewer) => Some(watcher.live(viewer.user_id)),
+        Identity::Anonymous | Identity::Service(_) => None,
+    };
+    let request = request
         .data(uncached_loaders(app.db.clone(), Scope::of(&identity).ok()))
         .data(identity)
         .data(Arc::new(LoginBudget::default()))
-        .data(ConnectionCredentials(authorization)))
+        .data(ConnectionCredentials(authorization));
+    Ok(match live {
+        Some(live) => request.data(live),
+        None => request,
+    })
 }
 
 /// A request error for a refused operation (sent as the protocol's `error`).
@@ -146,6 +195,7 @@ async fn connection_data(
     payload: &Value,
     client: ClientInfo,
     credentials: &Mutex<Option<String>>,
+    watcher: &Watcher,
 ) -> Result<Data, InitRejected> {
     let authorization = ["Authorization", "authorization"]
         .iter()
@@ -156,11 +206,20 @@ async fn connection_data(
                 .and_then(Value::as_str)
                 .map(|token| format!("Bearer {token}"))
         });
-    let identity = authenticate(app, app.clock.now(), authorization.as_deref())
+    let identity = authenticate(app, app.clock.now(), authorization.as_deref(), Activity::Record)
         .await
         .map_err(|error| InitRejected::new(error.message()))?;
-    if let Identity::Rejected(reason) | Identity::NoAccess(reason) = &identity {
-        return Err(InitRejected::new(reason.clone()));
+    match &identity {
+        Identity::Rejected(reason) | Identity::NoAccess(reason) => {
+            return Err(InitRejected::new(reason.clone()));
+        }
+        Identity::Ended(reason) => {
+            return Err(InitRejected::new(AppError::LoginSessionEnded(*reason).message()));
+        }
+        Identity::Anonymous | Identity::User(_) | Identity::Service(_) => {}
+    }
+    if let Some(authorization) = &authorization {
+        watcher.start(&identity, authorization.clone());
     }
     *credentials.lock().unwrap_or_else(PoisonError::into_inner) = authorization;
     let mut data = Data::default();

@@ -162,6 +162,25 @@ impl InitRejected {
     }
 }
 
+/// Why and how the server ends a connection on its own account (the
+/// connection's login session ended): every operation still running gets
+/// `response` (its errors) and `complete`, then the socket closes.
+pub struct Closing {
+    /// The close code (4401 when the client is to log in again).
+    pub code: u16,
+    /// The close reason.
+    pub reason: String,
+    /// What an operation still running receives last.
+    pub response: Response,
+}
+
+/// Resolves when the server is to end the connection.
+pub type ClosingSignal = Pin<Box<dyn Future<Output = Closing> + Send>>;
+
+/// How long operations get to end on their own (and send what they still
+/// have) once the connection is closing.
+const CLOSING_GRACE: Duration = Duration::from_secs(1);
+
 /// Settings of a WebSocket connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WsSettings {
@@ -198,12 +217,15 @@ impl Default for WsSettings {
 /// operation of this connection is executed with (as session data), or
 /// refuses the connection. It runs concurrently with the socket, so pings
 /// are still answered while it is pending.
+///
+/// `closing` ends the connection from the server's side (see [`Closing`]).
 pub async fn serve<E, F, Fut>(
     socket: WebSocket,
     protocol: WsProtocol,
     executor: E,
     settings: WsSettings,
     on_init: F,
+    closing: ClosingSignal,
 ) where
     E: Executor,
     F: FnOnce(Value) -> Fut + Send + 'static,
@@ -227,6 +249,7 @@ pub async fn serve<E, F, Fut>(
         streams: SelectAll::new(),
         next_generation: 0,
         queued: VecDeque::new(),
+        closing,
     };
     let exit = connection.run().await;
     // Drops every running operation (and the init callback) before the
@@ -350,6 +373,8 @@ enum Step {
     KeepAlive,
     /// No `connection_init` in time.
     InitTimeout,
+    /// The server ends the connection.
+    Closing(Box<Closing>),
 }
 
 /// State of one connection.
@@ -383,6 +408,8 @@ struct Connection<E, F, Fut> {
     next_generation: u64,
     /// Legacy `start`/`stop` received while `on_init` runs.
     queued: VecDeque<LegacyMessage>,
+    /// Resolves when the server ends the connection.
+    closing: ClosingSignal,
 }
 
 impl<E, F, Fut> Connection<E, F, Fut>
@@ -411,6 +438,7 @@ where
                     Step::KeepAlive
                 }
                 Some(event) = self.streams.next(), if !self.streams.is_empty() => Step::Op(event),
+                closing = &mut self.closing => Step::Closing(Box::new(closing)),
             };
             let flow = match step {
                 Step::Socket(message) => self.on_socket(message).await,
@@ -421,6 +449,7 @@ where
                 Step::Op(event) => self.on_op_event(event).await,
                 Step::KeepAlive => self.send(&ServerMessage::KeepAlive).await,
                 Step::InitTimeout => self.on_init_timeout().await,
+                Step::Closing(closing) => self.on_closing(*closing).await,
             };
             if let Err(exit) = flow {
                 return exit;
@@ -738,6 +767,39 @@ where
             }
             None => false,
         }
+    }
+
+    /// Ends the connection from the server's side: the operations get a
+    /// moment to end on their own (sending what they still have), those
+    /// still running get the closing response and `complete`, then the
+    /// socket closes with the closing code.
+    async fn on_closing(&mut self, closing: Closing) -> Flow {
+        let grace = tokio::time::sleep(CLOSING_GRACE);
+        tokio::pin!(grace);
+        while !self.operations.is_empty() {
+            tokio::select! {
+                biased;
+                Some(event) = self.streams.next() => self.on_op_event(event).await?,
+                () = &mut grace => break,
+            }
+        }
+        let running: Vec<Arc<str>> = self.operations.keys().cloned().collect();
+        for id in running {
+            self.stop_operation(&id);
+            let last = match self.protocol {
+                WsProtocol::GraphqlTransportWs => ServerMessage::Next {
+                    id: &id,
+                    payload: &closing.response,
+                },
+                WsProtocol::GraphqlWs => ServerMessage::Data {
+                    id: &id,
+                    payload: &closing.response,
+                },
+            };
+            self.send(&last).await?;
+            self.send(&ServerMessage::Complete { id: &id }).await?;
+        }
+        Err(Exit::close(closing.code, closing.reason))
     }
 
     /// Forwards a result or the end of an operation.
@@ -1270,9 +1332,16 @@ mod tests {
         let Some(protocol) = WsProtocol::negotiate(&headers) else {
             return StatusCode::BAD_REQUEST.into_response();
         };
-        upgrade
-            .protocols([protocol.as_str()])
-            .on_upgrade(move |socket| serve(socket, protocol, schema, settings, on_init))
+        upgrade.protocols([protocol.as_str()]).on_upgrade(move |socket| {
+            serve(
+                socket,
+                protocol,
+                schema,
+                settings,
+                on_init,
+                Box::pin(std::future::pending()),
+            )
+        })
     }
 
     struct TestServer {

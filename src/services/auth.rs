@@ -8,18 +8,18 @@ use entity::session_log::SessionEndReason;
 use entity::{session_log, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
+    QueryFilter, QuerySelect, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::{Identity, ServiceCredentials, TokenKeys, UserIdentity, bearer_token};
+use crate::auth::{Claims, Identity, ServiceCredentials, TokenKeys, UserIdentity, bearer_token};
 use crate::config::AuthSettings;
 use crate::error::{AppError, AppResult};
 use crate::services::login_policy::{admit_login, deadline, expire_if_due};
 use crate::services::passwords::PasswordPool;
-use crate::services::settings::effective_for;
+use crate::services::settings::{effective_for, effective_for_member};
 use crate::services::tenant_context::{self, AutomaticReason, TenantContext};
 use crate::services::throttle;
 use crate::state::AppState;
@@ -245,15 +245,33 @@ async fn dummy_hash(passwords: &PasswordPool) -> AppResult<String> {
         .cloned()
 }
 
+/// Whether a request counts as the user's activity (moves `last_seen_at`,
+/// and with it the idle timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activity {
+    /// Something the user did: an HTTP operation, a WebSocket `subscribe`
+    /// or operation message.
+    Record,
+    /// Looking again on the server's own account (a connection checking
+    /// its identity when an event or a deadline says so).
+    Ignore,
+}
+
 /// Recognises the caller from an `Authorization` header value: a service
 /// credential, or a login token whose login session is still open. Refused
-/// credentials give [`Identity::Rejected`], so that the request still runs
-/// (a `login` mutation works with a stale token) but nothing needing an
-/// identity does.
+/// credentials give [`Identity::Rejected`] (or [`Identity::Ended`]), so that
+/// the request still runs (a `login` mutation works with a stale token) but
+/// nothing needing an identity does.
+///
+/// Everything it needs comes from the identity cache: no query in the
+/// steady state. The database is read again only when the cached login
+/// session looks past its deadline (another instance may have seen
+/// activity), and written only when it is.
 pub(crate) async fn authenticate(
     state: &AppState,
     now: DateTime<Utc>,
     authorization: Option<&str>,
+    activity: Activity,
 ) -> AppResult<Identity> {
     let Some(header) = authorization else {
         return Ok(Identity::Anonymous);
@@ -263,7 +281,7 @@ pub(crate) async fn authenticate(
             "send credentials as `Authorization: Bearer <token>`".to_owned(),
         ));
     };
-    let (db, authenticator) = (&state.db, &state.authenticator);
+    let authenticator = &state.authenticator;
     if let Some(service) = authenticator.services.identify(token) {
         return Ok(Identity::Service(service));
     }
@@ -273,54 +291,80 @@ pub(crate) async fn authenticate(
         Ok(claims) => claims,
         Err(error) => return Ok(Identity::Rejected(error.message())),
     };
-    let Some(log) = session_log::Entity::find_by_id(claims.sid)
-        .filter(session_log::Column::UserId.eq(claims.sub))
-        .one(db)
-        .await?
-    else {
-        return Ok(Identity::Rejected(
-            "the login session no longer exists: log in again".to_owned(),
-        ));
+    identify(state, now, &claims, activity).await
+}
+
+/// The identity of a verified token's claims.
+async fn identify(
+    state: &AppState,
+    now: DateTime<Utc>,
+    claims: &Claims,
+    activity: Activity,
+) -> AppResult<Identity> {
+    let (db, cache) = (&state.db, &state.identity);
+    let gone = || Identity::Rejected("the login session no longer exists: log in again".to_owned());
+    let Some(mut entry) = cache.login_session(db, claims.sid).await? else {
+        return Ok(gone());
     };
-    if let Some(reason) = log.end_reason {
-        return Ok(Identity::Rejected(format!(
-            "the login session has ended ({}): log in again",
-            end_reason_text(reason)
-        )));
+    if entry.row.user_id != claims.sub {
+        return Ok(gone());
     }
-    let Some(account) = user::Entity::find_by_id(claims.sub).one(db).await? else {
+    if let Some(reason) = entry.row.end_reason {
+        return Ok(Identity::Ended(reason));
+    }
+    let Some(account) = cache.account(db, claims.sub).await? else {
         return Ok(Identity::Rejected("the account no longer exists".to_owned()));
     };
+    let memberships = cache.memberships(db, account.id).await?;
+    let tenant_id = entry.row.tenant_id;
+    let school_id = memberships
+        .iter()
+        .find(|membership| Some(membership.tenant_id) == tenant_id)
+        .and_then(|membership| membership.school_id);
     // Timeouts are enforced here too, not only by the sweeper: no request
     // runs in a login session past its idle or absolute timeout.
-    let settings = effective_for(db, &state.settings_cache, &account, log.tenant_id).await?;
-    // Only a login session past its deadline costs a write (a unit of work
-    // of its own, so the expiry is logged with it).
+    let settings = effective_for_member(db, &state.settings_cache, &account, tenant_id, school_id).await?;
+    let mut log = entry.current();
     if now >= deadline(&log, &settings).at {
-        write(state, async |txn| {
-            let expired = expire_if_due(txn, &log, &settings, now).await?;
-            Ok(Outcome::announcing((), expired.into_iter().collect()))
-        })
-        .await?;
-    }
-    if now >= deadline(&log, &settings).at {
-        let reason = deadline(&log, &settings).reason;
-        return Ok(Identity::Rejected(format!(
-            "the login session has ended ({}): log in again",
-            end_reason_text(reason)
-        )));
+        // Past its deadline as far as this instance knows: another may have
+        // seen activity since, so the stored row decides.
+        let Some(fresh) = cache.reload_login_session(db, claims.sid).await? else {
+            return Ok(gone());
+        };
+        if let Some(reason) = fresh.row.end_reason {
+            return Ok(Identity::Ended(reason));
+        }
+        let mut latest = fresh.current();
+        latest.last_seen_at = latest.last_seen_at.max(log.last_seen_at);
+        let due = deadline(&latest, &settings);
+        if now >= due.at {
+            // A unit of work of its own, so the expiry is logged with it.
+            write(state, async |txn| {
+                let expired = expire_if_due(txn, &latest, &settings, now).await?;
+                Ok(Outcome::announcing((), expired.into_iter().collect()))
+            })
+            .await?;
+            return Ok(Identity::Ended(due.reason));
+        }
+        (entry, log) = (fresh, latest);
     }
     if claims.exp <= now.timestamp() {
         return Ok(Identity::Rejected(
             "the token has expired: log in again".to_owned(),
         ));
     }
-    let context = match tenant_context::resolve(state, now, &log, &account).await {
+    let context = match tenant_context::resolve(state, now, &log, &account, &memberships).await {
         Ok(context) => context,
         Err(AppError::Forbidden(reason)) => return Ok(Identity::NoAccess(reason)),
         Err(error) => return Err(error),
     };
-    touch_last_seen(db, now, &log, authenticator.settings.last_seen_resolution_secs).await?;
+    if activity == Activity::Record {
+        cache.record_activity(
+            &entry,
+            now,
+            state.authenticator.settings.last_seen_resolution_secs,
+        );
+    }
     Ok(Identity::User(Arc::new(UserIdentity {
         user_id: account.id,
         login_session_id: log.id,
@@ -328,6 +372,32 @@ pub(crate) async fn authenticate(
         role: context.role,
         is_super_admin: account.is_super_admin,
     })))
+}
+
+/// When the login session of `viewer` next needs looking at without any
+/// event: its idle or absolute deadline (as this instance knows its
+/// activity), or its token's expiry if sooner. `None` once it is gone.
+pub(crate) async fn next_deadline(
+    state: &AppState,
+    viewer: &UserIdentity,
+    token_expires_at: DateTime<Utc>,
+) -> AppResult<Option<DateTime<Utc>>> {
+    let (db, cache) = (&state.db, &state.identity);
+    let Some(entry) = cache.login_session(db, viewer.login_session_id).await? else {
+        return Ok(None);
+    };
+    let Some(account) = cache.account(db, viewer.user_id).await? else {
+        return Ok(None);
+    };
+    let memberships = cache.memberships(db, account.id).await?;
+    let log = entry.current();
+    let school_id = memberships
+        .iter()
+        .find(|membership| Some(membership.tenant_id) == log.tenant_id)
+        .and_then(|membership| membership.school_id);
+    let settings =
+        effective_for_member(db, &state.settings_cache, &account, log.tenant_id, school_id).await?;
+    Ok(Some(deadline(&log, &settings).at.min(token_expires_at)))
 }
 
 /// How an end reason reads in a message.
@@ -340,26 +410,6 @@ pub(crate) fn end_reason_text(reason: SessionEndReason) -> &'static str {
         SessionEndReason::ExpiredIdle => "expired after inactivity",
         SessionEndReason::ExpiredAbsolute => "reached its maximum lifetime",
     }
-}
-
-/// Keeps `last_seen_at` current without a write on every request: at most
-/// one write per `resolution_secs`.
-async fn touch_last_seen(
-    db: &DatabaseConnection,
-    now: DateTime<Utc>,
-    log: &session_log::Model,
-    resolution_secs: i64,
-) -> AppResult<()> {
-    if now - log.last_seen_at < Duration::seconds(resolution_secs) {
-        return Ok(());
-    }
-    session_log::Entity::update_many()
-        .col_expr(session_log::Column::LastSeenAt, Expr::value(now))
-        .filter(session_log::Column::Id.eq(log.id))
-        .filter(session_log::Column::LastSeenAt.lt(now))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// Ends a login session for `reason`, unless it has already ended; returns

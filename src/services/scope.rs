@@ -47,6 +47,7 @@ impl Scope {
         match identity {
             Identity::Anonymous => Err(AppError::login_required()),
             Identity::Rejected(reason) => Err(AppError::Unauthenticated(reason.clone())),
+            Identity::Ended(reason) => Err(AppError::LoginSessionEnded(*reason)),
             Identity::NoAccess(reason) => Err(AppError::Forbidden(reason.clone())),
             Identity::Service(_) => Err(AppError::forbidden(
                 "services may only ask whether a session is active (isSessionActive, activeSession)",
@@ -191,12 +192,14 @@ impl Scope {
 
     /// Whether a session with these participants is in scope: the check a
     /// subscription makes for every event before delivering it.
+    /// `supervises` answers whether the viewer supervises the session's
+    /// user in the active tenant (asked only of a guardian).
     pub(crate) async fn sees_session(
         &self,
-        db: &impl sea_orm::ConnectionTrait,
         tenant_id: Uuid,
         user_id: Uuid,
         guardian_id: Option<Uuid>,
+        supervises: impl AsyncFnOnce() -> AppResult<bool>,
     ) -> AppResult<bool> {
         if tenant_id != self.tenant_id {
             return Ok(false);
@@ -205,9 +208,7 @@ impl Scope {
             Reach::Tenant => true,
             Reach::Own => user_id == self.user_id,
             Reach::Supervised => {
-                user_id == self.user_id
-                    || guardian_id == Some(self.user_id)
-                    || supervises(db, self.tenant_id, self.user_id, user_id).await?
+                user_id == self.user_id || guardian_id == Some(self.user_id) || supervises().await?
             }
         })
     }

@@ -151,19 +151,24 @@ fn default_context(
     }
 }
 
-/// Validates the context of `log` for this request, resetting it to the
-/// default tenant when access was lost or no context is set (document 002's
-/// flow). Concurrent requests reset at most once.
+/// Validates the context of `log` for this request against the user's
+/// `memberships` (all of them), resetting it to the default tenant when
+/// access was lost or no context is set (document 002's flow). Concurrent
+/// requests reset at most once.
 pub(crate) async fn resolve(
     state: &AppState,
     now: DateTime<Utc>,
     log: &session_log::Model,
     user: &user::Model,
+    memberships: &[tenant_membership::Model],
 ) -> AppResult<TenantContext> {
     let db = &state.db;
     let reason = match log.tenant_id {
         Some(tenant_id) => {
-            if let Some(membership) = membership(db, user.id, tenant_id).await? {
+            if let Some(membership) = memberships
+                .iter()
+                .find(|membership| membership.tenant_id == tenant_id)
+            {
                 return Ok(TenantContext {
                     tenant_id: Some(tenant_id),
                     role: Some(membership.role),
@@ -179,7 +184,10 @@ pub(crate) async fn resolve(
         }
         None => AutomaticReason::NoContext,
     };
-    let default = default_membership(db, user.id).await?;
+    let default = memberships
+        .iter()
+        .find(|membership| membership.is_default)
+        .cloned();
     let to = default.as_ref().map(|membership| membership.tenant_id);
     let tenantless_allowed = to.is_none() && may_be_tenantless(db, now, user).await?;
     // Already where a reset would put it (both unset, for an account with no

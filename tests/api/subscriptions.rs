@@ -347,7 +347,7 @@ async fn a_change_on_one_instance_reaches_a_subscriber_of_another() {
     assert_eq!(first.state.events.subscriber_count(), first.baseline_subscribers);
 }
 
-async fn an_open_connection_stops_working_when_its_login_session_ends(backend: Backend) {
+async fn an_open_connection_is_closed_with_4401_when_its_login_session_ends(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let world = World::create(&app.db).await;
     let admin = world.login(&app, "admin").await;
@@ -357,26 +357,18 @@ async fn an_open_connection_stops_working_when_its_login_session_ends(backend: B
         .await;
     assert!(client.next_data("before").await["me"]["user"]["id"].is_string());
     assert_eq!(client.receive().await["type"], "complete");
+    client.subscribe("live", STATUS, json!({})).await;
+    wait_for_subscribers(&app, 1).await;
     app.ok_as(&admin, "mutation { logout }", json!({})).await;
-    client
-        .subscribe(
-            "after",
-            "mutation { createSchool(input: { name: \"Sneaky\" }) { id } }",
-            json!({}),
-        )
-        .await;
-    let refused = client.receive().await;
-    assert_eq!(refused["type"], "error", "{refused}");
-    assert_eq!(refused["payload"][0]["extensions"]["code"], "UNAUTHENTICATED");
-    let admin = world.login(&app, "admin").await;
-    let schools = app
-        .ok_as(&admin, "{ me { activeTenant { schools { name } } } }", json!({}))
-        .await;
-    assert_eq!(
-        schools["me"]["activeTenant"]["schools"],
-        json!([]),
-        "nothing was created over the stale connection"
-    );
+    let (last, code, reason) = client.closed().await;
+    assert_eq!(code, 4401, "{reason}");
+    assert!(reason.contains("log in again"), "{reason}");
+    assert_eq!(last.len(), 2, "{last:?}");
+    assert_eq!(last[0]["id"], "live");
+    let error = &last[0]["payload"]["errors"][0];
+    assert_eq!(error["extensions"]["code"], "UNAUTHENTICATED", "{error}");
+    assert_eq!(error["extensions"]["reason"], "logout", "{error}");
+    assert_eq!(last[1], json!({ "id": "live", "type": "complete" }));
 }
 
 async fn a_subscription_ends_when_its_subscriber_loses_their_role(backend: Backend) {
@@ -412,7 +404,7 @@ async fn a_subscription_ends_when_its_subscriber_loses_their_role(backend: Backe
 }
 
 backend_tests!(
-    an_open_connection_stops_working_when_its_login_session_ends,
+    an_open_connection_is_closed_with_4401_when_its_login_session_ends,
     a_subscription_ends_when_its_subscriber_loses_their_role,
     a_guardian_sees_every_change_of_a_supervised_session_live,
     only_subscribers_allowed_to_see_a_session_receive_its_events,

@@ -2,7 +2,7 @@
 //! defaulted, reset on loss of access, and audited.
 
 use entity::session_context_change::{self, ContextChangeEventType};
-use entity::tenant_membership::{self, MembershipRole};
+use entity::tenant_membership::MembershipRole;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -24,13 +24,21 @@ async fn changes_of(app: &TestApp, user_id: Uuid) -> Vec<session_context_change:
         .unwrap()
 }
 
-async fn remove_membership(app: &TestApp, user_id: Uuid, tenant_id: Uuid) {
-    tenant_membership::Entity::delete_many()
-        .filter(tenant_membership::Column::UserId.eq(user_id))
-        .filter(tenant_membership::Column::TenantId.eq(tenant_id))
-        .exec(&app.db)
-        .await
-        .unwrap();
+/// Removes the membership as that tenant's administrator does, so that the
+/// change is announced like any other.
+async fn remove_membership(app: &TestApp, world: &World, user_id: Uuid, tenant_id: Uuid) {
+    let admin = if tenant_id == world.alpha {
+        "admin"
+    } else {
+        "other_admin"
+    };
+    let admin = world.login(app, admin).await;
+    app.ok_as(
+        &admin,
+        "mutation($u: UUID!) { removeMembership(userId: $u) }",
+        json!({ "u": user_id }),
+    )
+    .await;
 }
 
 async fn login_applies_the_default_tenant_and_records_it(backend: Backend) {
@@ -195,7 +203,7 @@ async fn losing_access_resets_the_context_to_the_default_tenant_and_is_recorded(
     .await;
     let token = world.login(&app, "user").await;
     app.ok_as(&token, SWITCH, json!({ "t": world.beta })).await;
-    remove_membership(&app, world.users["user"], world.beta).await;
+    remove_membership(&app, &world, world.users["user"], world.beta).await;
     // Two requests at once: the context is reset, and recorded, once.
     let (first, second) = tokio::join!(
         app.ok_as(&token, CONTEXT, json!({})),
@@ -220,7 +228,7 @@ async fn losing_access_with_no_default_tenant_is_a_clear_access_error(backend: B
     let app = TestApp::spawn(backend).await;
     let world = World::create(&app.db).await;
     let token = world.login(&app, "user").await;
-    remove_membership(&app, world.users["user"], world.alpha).await;
+    remove_membership(&app, &world, world.users["user"], world.alpha).await;
     let error = app.error_as(Some(&token), CONTEXT, json!({})).await;
     assert_eq!(error_code(&error), "FORBIDDEN");
     assert!(

@@ -71,6 +71,35 @@ impl WsClient {
         }
     }
 
+    /// Waits for the server to close the socket, answering pings and
+    /// collecting what it sent first; returns those messages and the close
+    /// frame's code and reason.
+    pub async fn closed(&mut self) -> (Vec<Value>, u16, String) {
+        let mut before = Vec::new();
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("the close in time")
+                .expect("a close frame before the end of the stream")
+                .expect("a valid frame");
+            match message {
+                Message::Text(text) => {
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    match value["type"].as_str() {
+                        Some("ping") => self.send_raw(json!({ "type": "pong" })).await,
+                        Some("pong") => {}
+                        _ => before.push(value),
+                    }
+                }
+                Message::Close(Some(frame)) => {
+                    return (before, u16::from(frame.code), frame.reason.to_string());
+                }
+                Message::Close(None) => panic!("a close frame without a code"),
+                _ => {}
+            }
+        }
+    }
+
     /// Starts an operation with id `id`.
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         self.send_raw(

@@ -7,11 +7,17 @@ use futures_util::Stream;
 use futures_util::stream;
 use uuid::Uuid;
 
+use std::collections::VecDeque;
+
+use entity::session_log;
+use sea_orm::{EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+
 use crate::auth::UserIdentity;
 use crate::error::AppError;
-use crate::events::{Event, Logged, LoginSessionChange, LoginSessionEvent as BusEvent};
-use crate::graphql::ContextExt;
-use crate::graphql::feed_after;
+use crate::events::{Event, Feed, Logged, LoginSessionChange, LoginSessionEvent as BusEvent};
+use crate::graphql::{ContextExt, feed_after, live_identity};
+use crate::services::live_identity::{LiveIdentity, Standing};
+use crate::services::scope::Scope;
 
 /// What happened to a login session.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -26,7 +32,7 @@ pub enum LoginSessionEventKind {
     LoggedOut,
     /// Its tenant context moved to another tenant (switched, or reset to the
     /// default tenant when access was lost). Session subscriptions of a
-    /// connection whose context moved end with FORBIDDEN at their next event.
+    /// connection whose context moved end with FORBIDDEN.
     TenantSwitched,
 }
 
@@ -73,10 +79,14 @@ impl LoginSessionEvent {
     }
 }
 
-/// One subscriber: who, and which of their login sessions.
+/// One subscriber: whose login sessions, and which.
 struct Watch {
     viewer: UserIdentity,
+    /// Whose login sessions: the viewer's own, or (a tenant's admin) a member's.
+    owner: Uuid,
     only: Option<Uuid>,
+    /// The scope an admin watches a member's login session in.
+    admin_scope: Option<Scope>,
 }
 
 enum Step {
@@ -90,22 +100,104 @@ impl Watch {
         let Event::LoginSession(change) = &logged.event else {
             return Step::Skip;
         };
-        if change.user_id != self.viewer.user_id
-            || self.only.is_some_and(|only| only != change.login_session_id)
-        {
+        if change.user_id != self.owner || self.only.is_some_and(|only| only != change.login_session_id) {
             return Step::Skip;
         }
         let delivered = LoginSessionEvent::of(logged.cursor(), change);
-        if change.login_session_id == self.viewer.login_session_id
-            && !matches!(
-                change.change,
-                LoginSessionChange::ExpiringSoon | LoginSessionChange::TenantSwitched
-            )
-        {
-            // This connection's own login session ended: tell it, then stop.
+        let ended = !matches!(
+            change.change,
+            LoginSessionChange::ExpiringSoon | LoginSessionChange::TenantSwitched
+        );
+        let watched_one_ended = self.admin_scope.is_some() && ended;
+        if (ended && change.login_session_id == self.viewer.login_session_id) || watched_one_ended {
+            // This connection's own login session (or the one watched) ended:
+            // tell it, then stop.
             Step::DeliverAndStop(delivered)
         } else {
             Step::Deliver(delivered)
+        }
+    }
+}
+
+/// What a login-session subscription does next.
+struct Carry {
+    feed: Feed,
+    live: LiveIdentity,
+    watch: Watch,
+    /// Delivered before the stream ends (its last items).
+    last: VecDeque<Result<LoginSessionEvent>>,
+    finished: bool,
+}
+
+impl Carry {
+    /// Whether the connection's identity still admits the subscription: a
+    /// login session that ended ends it (after the events already here);
+    /// an admin's change of tenant or role ends the watch of a member.
+    async fn check(&mut self) -> bool {
+        let ending = match self.live.current().await {
+            Standing::Ended(ending) => ending.error(),
+            _ => match &self.watch.admin_scope {
+                Some(scope) => match self.live.admits(scope).await {
+                    Ok(()) => return true,
+                    Err(error) => error,
+                },
+                None => return true,
+            },
+        };
+        // What was already delivered to this feed (the end itself, most
+        // likely) goes first.
+        while let Some(logged) = self.feed.try_next() {
+            match self.watch.on_event(&logged) {
+                Step::Skip => {}
+                Step::Deliver(event) => self.last.push_back(Ok(event)),
+                Step::DeliverAndStop(event) => {
+                    self.last.push_back(Ok(event));
+                    self.finished = true;
+                    return false;
+                }
+            }
+        }
+        self.last.push_back(Err(ending.into()));
+        self.finished = true;
+        false
+    }
+
+    async fn next(mut self) -> Option<(Result<LoginSessionEvent>, Self)> {
+        loop {
+            if let Some(item) = self.last.pop_front() {
+                return Some((item, self));
+            }
+            if self.finished {
+                return None;
+            }
+            let next = tokio::select! {
+                biased;
+                () = self.live.changed() => None,
+                next = self.feed.next() => Some(next),
+            };
+            let Some(next) = next else {
+                self.check().await;
+                continue;
+            };
+            match next {
+                Ok(Some(logged)) => match self.watch.on_event(&logged) {
+                    Step::Skip => {}
+                    Step::Deliver(event) => {
+                        if self.check().await {
+                            return Some((Ok(event), self));
+                        }
+                    }
+                    Step::DeliverAndStop(event) => {
+                        self.finished = true;
+                        return Some((Ok(event), self));
+                    }
+                },
+                Ok(None) => return None,
+                Err(error) => {
+                    self.finished = true;
+                    return Some((Err(error.into()), self));
+                }
+            }
         }
     }
 }
@@ -118,7 +210,13 @@ pub struct LoginSessionsSubscription;
 impl LoginSessionsSubscription {
     /// Your login sessions: EXPIRING_SOON the warning period before an idle
     /// or absolute timeout, then EXPIRED, REVOKED or LOGGED_OUT. When the
-    /// connection's own login session ends, that event is the last.
+    /// connection's own login session ends, that event is the last, and the
+    /// subscription then ends with UNAUTHENTICATED (`extensions.reason`).
+    ///
+    /// A tenant's administrator may watch one login session of a member
+    /// (`loginSessionId`), as `loginSessions` lets them read it; anyone
+    /// else gets NOT_FOUND. That watch ends when the login session does, or
+    /// with FORBIDDEN when the administrator's tenant or role changes.
     async fn login_session_events(
         &self,
         ctx: &Context<'_>,
@@ -127,24 +225,58 @@ impl LoginSessionsSubscription {
             String,
         >,
     ) -> Result<impl Stream<Item = Result<LoginSessionEvent>> + use<>> {
-        let watch = Watch {
-            viewer: ctx.viewer()?.clone(),
-            only: login_session_id,
-        };
-        let feed = feed_after(ctx.state()?, after.as_deref(), &["LOGIN_SESSION"], None).await?;
-        Ok(stream::unfold(Some((feed, watch)), |carry| async move {
-            let (mut feed, watch) = carry?;
-            loop {
-                match feed.next().await {
-                    Ok(Some(logged)) => match watch.on_event(&logged) {
-                        Step::Skip => {}
-                        Step::Deliver(event) => return Some((Ok(event), Some((feed, watch)))),
-                        Step::DeliverAndStop(event) => return Some((Ok(event), None)),
-                    },
-                    Ok(None) => return None,
-                    Err(error) => return Some((Err(AppError::into(error)), None)),
+        let viewer = ctx.viewer()?.clone();
+        let state = ctx.state()?;
+        let live = live_identity(ctx)?;
+        let (owner, admin_scope) = match login_session_id {
+            Some(id) => {
+                let owner = session_log::Entity::find_by_id(id)
+                    .select_only()
+                    .column(session_log::Column::UserId)
+                    .into_tuple::<Uuid>()
+                    .one(&state.db)
+                    .await
+                    .map_err(AppError::from)?;
+                match owner {
+                    Some(owner) if owner == viewer.user_id => (owner, None),
+                    Some(owner) => {
+                        let scope = ctx.scope()?;
+                        let readable = session_log::Entity::find_by_id(id)
+                            .filter(scope.login_sessions())
+                            .count(&state.db)
+                            .await
+                            .map_err(AppError::from)?
+                            > 0;
+                        if !readable || !scope.is_tenant_admin() {
+                            return Err(not_found().into());
+                        }
+                        (owner, Some(scope))
+                    }
+                    None => return Err(not_found().into()),
                 }
             }
-        }))
+            None => (viewer.user_id, None),
+        };
+        let watch = Watch {
+            viewer,
+            owner,
+            only: login_session_id,
+            admin_scope,
+        };
+        let feed = feed_after(state, after.as_deref(), &["LOGIN_SESSION"], None).await?;
+        let carry = Carry {
+            feed,
+            live,
+            watch,
+            last: VecDeque::new(),
+            finished: false,
+        };
+        Ok(stream::unfold(carry, Carry::next))
+    }
+}
+
+fn not_found() -> AppError {
+    AppError::NotFound {
+        resource: "login session",
     }
 }

@@ -1,6 +1,8 @@
 //! Live session status for the guardian dashboard: every start, end,
 //! expiry, revocation and config change, delivered only to subscribers
-//! allowed to see it (checked per event), from every server instance.
+//! allowed to see it (checked per event, in memory), from every server
+//! instance; ended with the reason when the subscriber's login session
+//! ends or their tenant or role changes.
 
 use std::sync::Arc;
 
@@ -11,12 +13,11 @@ use futures_util::stream;
 use uuid::Uuid;
 
 use super::types::{Session, SessionStatus};
-use crate::auth::ConnectionCredentials;
 use crate::auth::UserIdentity;
 use crate::error::AppError;
 use crate::events::{self, Event, Feed, Logged, SessionChange};
-use crate::graphql::{AppState, ContextExt, feed_after};
-use crate::services::auth::authenticate;
+use crate::graphql::{AppState, ContextExt, feed_after, live_identity};
+use crate::services::live_identity::LiveIdentity;
 use crate::services::scope::Scope;
 use crate::services::sessions as service;
 
@@ -157,46 +158,36 @@ struct Subscriber {
     state: AppState,
     viewer: Arc<UserIdentity>,
     scope: Scope,
-    credentials: Option<String>,
 }
 
 impl Subscriber {
-    fn new(ctx: &Context<'_>) -> Result<Self, AppError> {
+    fn new(ctx: &Context<'_>) -> Result<(Self, LiveIdentity), AppError> {
         let scope = ctx.scope()?;
         let viewer = Arc::new(ctx.viewer()?.clone());
-        let credentials = ctx
-            .data::<ConnectionCredentials>()
-            .ok()
-            .and_then(|credentials| credentials.0.clone());
-        Ok(Self {
-            state: ctx.state()?.clone(),
-            viewer,
-            scope,
-            credentials,
-        })
+        let live = live_identity(ctx)?;
+        Ok((
+            Self {
+                state: ctx.state()?.clone(),
+                viewer,
+                scope,
+            },
+            live,
+        ))
     }
 
-    /// Authenticates the subscriber again for every event: a logged-out,
-    /// revoked or expired login session, or a change of tenant or role,
-    /// ends the stream; then checks that the event's session is in scope.
+    /// Whether the subscriber may see a session with these participants,
+    /// decided in memory (the guardian links come from the identity cache).
     async fn admit(&self, tenant_id: Uuid, user_id: Uuid, guardian_id: Option<Uuid>) -> Verdict<()> {
-        let now = self.state.clock.now();
-        let identity = match authenticate(&self.state, now, self.credentials.as_deref()).await {
-            Ok(identity) => identity,
-            Err(error) => return Verdict::Stop(error),
+        let supervises = async || {
+            self.state
+                .identity
+                .supervised(&self.state.db, tenant_id, self.viewer.user_id)
+                .await
+                .map(|supervised| supervised.contains(&user_id))
         };
-        let scope = match Scope::of(&identity) {
-            Ok(scope) => scope,
-            Err(error) => return Verdict::Stop(error),
-        };
-        if scope != self.scope {
-            return Verdict::Stop(AppError::forbidden(
-                "your tenant or role changed since you subscribed: subscribe again",
-            ));
-        }
         match self
             .scope
-            .sees_session(&self.state.db, tenant_id, user_id, guardian_id)
+            .sees_session(tenant_id, user_id, guardian_id, supervises)
             .await
         {
             Ok(true) => Verdict::Deliver(()),
@@ -205,21 +196,45 @@ impl Subscriber {
         }
     }
 
-    /// A stream of what `pick` makes of the events of `feed`.
-    fn stream<T, F, Fut>(self, feed: Feed, pick: F) -> impl Stream<Item = Result<T>> + use<T, F, Fut>
+    /// A stream of what `pick` makes of the events of `feed`, for as long
+    /// as the connection's identity admits the subscription: it ends with
+    /// the reason as soon as the login session ends or the tenant or role
+    /// changes, not at the next event, and delivers nothing after that.
+    fn stream<T, F, Fut>(
+        self,
+        live: LiveIdentity,
+        feed: Feed,
+        pick: F,
+    ) -> impl Stream<Item = Result<T>> + use<T, F, Fut>
     where
         T: Send + 'static,
         F: Fn(Subscriber, Arc<Logged>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Verdict<T>> + Send,
     {
-        stream::unfold(Some((feed, self, pick)), |state| async move {
-            let (mut feed, subscriber, pick) = state?;
+        stream::unfold(Some((feed, live, self, pick)), |state| async move {
+            let (mut feed, mut live, subscriber, pick) = state?;
             loop {
-                match feed.next().await {
+                let next = tokio::select! {
+                    biased;
+                    () = live.changed() => None,
+                    next = feed.next() => Some(next),
+                };
+                let Some(next) = next else {
+                    if let Err(error) = live.admits(&subscriber.scope).await {
+                        return Some((Err(error.into()), None));
+                    }
+                    continue;
+                };
+                match next {
                     Ok(Some(logged)) => match pick(subscriber.clone(), logged).await {
                         Verdict::Skip => {}
                         Verdict::Deliver(item) => {
-                            return Some((Ok(item), Some((feed, subscriber, pick))));
+                            // Nothing after the end, even an event that was
+                            // already on its way.
+                            if let Err(error) = live.admits(&subscriber.scope).await {
+                                return Some((Err(error.into()), None));
+                            }
+                            return Some((Ok(item), Some((feed, live, subscriber, pick))));
                         }
                         Verdict::Stop(error) => return Some((Err(error.into()), None)),
                     },
@@ -256,29 +271,31 @@ impl SessionsSubscription {
             user_id,
             guardian_id,
         };
-        let subscriber = Subscriber::new(ctx)?;
+        let (subscriber, live) = Subscriber::new(ctx)?;
         let tenant = Some(subscriber.scope.tenant_id);
         let feed = feed_after(&subscriber.state, after.as_deref(), &["SESSION"], tenant).await?;
-        Ok(subscriber.stream(feed, move |subscriber, logged| async move {
-            let Event::Session(change) = &logged.event else {
-                return Verdict::Skip;
-            };
-            // The cheap checks first: nothing of another tenant is visible.
-            if !interest.matches(change) || change.tenant_id != subscriber.scope.tenant_id {
-                return Verdict::Skip;
-            }
-            match subscriber
-                .admit(change.tenant_id, change.user_id, change.guardian_id)
-                .await
-            {
-                Verdict::Deliver(()) => Verdict::Deliver(SessionStatusEvent {
-                    cursor: logged.cursor(),
-                    change: change.clone(),
-                }),
-                Verdict::Skip => Verdict::Skip,
-                Verdict::Stop(error) => Verdict::Stop(error),
-            }
-        }))
+        Ok(
+            subscriber.stream(live, feed, move |subscriber, logged| async move {
+                let Event::Session(change) = &logged.event else {
+                    return Verdict::Skip;
+                };
+                // The cheap checks first: nothing of another tenant is visible.
+                if !interest.matches(change) || change.tenant_id != subscriber.scope.tenant_id {
+                    return Verdict::Skip;
+                }
+                match subscriber
+                    .admit(change.tenant_id, change.user_id, change.guardian_id)
+                    .await
+                {
+                    Verdict::Deliver(()) => Verdict::Deliver(SessionStatusEvent {
+                        cursor: logged.cursor(),
+                        change: change.clone(),
+                    }),
+                    Verdict::Skip => Verdict::Skip,
+                    Verdict::Stop(error) => Verdict::Stop(error),
+                }
+            }),
+        )
     }
 
     /// For guardians: a notification whenever a session you supervise is
@@ -289,10 +306,10 @@ impl SessionsSubscription {
         #[graphql(desc = "Resume after this `eventId`: first the notifications since it, then live.")]
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<UnlockNotification>> + use<>> {
-        let subscriber = Subscriber::new(ctx)?;
+        let (subscriber, live) = Subscriber::new(ctx)?;
         let tenant = Some(subscriber.scope.tenant_id);
         let feed = feed_after(&subscriber.state, after.as_deref(), &["UNLOCK"], tenant).await?;
-        Ok(subscriber.stream(feed, |subscriber, logged| async move {
+        Ok(subscriber.stream(live, feed, |subscriber, logged| async move {
             let Event::Unlock(unlock) = &logged.event else {
                 return Verdict::Skip;
             };

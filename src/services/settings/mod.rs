@@ -120,16 +120,31 @@ pub(crate) async fn effective_for(
     user: &user::Model,
     tenant_id: Option<Uuid>,
 ) -> AppResult<EffectiveSettings> {
-    let (layers, _) = user_layers(db, cache, user, tenant_id).await?;
+    let (layers, _) = user_layers(db, cache, user, tenant_id, None).await?;
     Ok(resolution::resolve(&layers).effective())
 }
 
-/// The levels that apply to `user` in `tenant_id`, and the school among them.
+/// Like [`effective_for`] when the user's school in `tenant_id` is known
+/// (from their membership there): no query at all when the levels are cached.
+pub(crate) async fn effective_for_member(
+    db: &impl ConnectionTrait,
+    cache: &SettingsCache,
+    user: &user::Model,
+    tenant_id: Option<Uuid>,
+    school_id: Option<Uuid>,
+) -> AppResult<EffectiveSettings> {
+    let (layers, _) = user_layers(db, cache, user, tenant_id, Some(school_id)).await?;
+    Ok(resolution::resolve(&layers).effective())
+}
+
+/// The levels that apply to `user` in `tenant_id`, and the school among
+/// them; `known_school` is their membership's school when the caller has it.
 async fn user_layers(
     db: &impl ConnectionTrait,
     cache: &SettingsCache,
     user: &user::Model,
     tenant_id: Option<Uuid>,
+    known_school: Option<Option<Uuid>>,
 ) -> AppResult<(Layers, Option<Uuid>)> {
     let system = cache.system(db).await?;
     let district = match tenant_id {
@@ -138,6 +153,7 @@ async fn user_layers(
     };
     // The school is the user's in this tenant (their membership's).
     let school_id = match (tenant_id, &district) {
+        (Some(_), Some(_)) if let Some(known) = known_school => known,
         (Some(tenant_id), Some(_)) => tenant_membership::Entity::find()
             .filter(tenant_membership::Column::UserId.eq(user.id))
             .filter(tenant_membership::Column::TenantId.eq(tenant_id))
@@ -246,7 +262,7 @@ pub(crate) async fn resolve(
                 .one(db)
                 .await?
                 .ok_or(AppError::NotFound { resource: "user" })?;
-            let (user_layers, school) = user_layers(db, cache, &user, tenant).await?;
+            let (user_layers, school) = user_layers(db, cache, &user, tenant, None).await?;
             layers = user_layers;
             tenant_id = layers.district.is_some().then_some(tenant).flatten();
             school_id = school;
