@@ -105,4 +105,21 @@ mod tests {
         clock.set(start);
         assert_eq!(clock.now(), start);
     }
+
+    #[test]
+    fn a_manual_timer_fires_when_the_clock_reaches_it_and_not_before() {
+        use futures_util::FutureExt;
+        let start = DateTime::<Utc>::UNIX_EPOCH;
+        let clock = ManualClock::new(start);
+        let mut timer = clock.sleep_until(start + Duration::minutes(10));
+        assert!((&mut timer).now_or_never().is_none());
+        clock.advance(Duration::minutes(9));
+        assert!((&mut timer).now_or_never().is_none(), "a minute early");
+        clock.advance(Duration::minutes(1));
+        assert!(timer.now_or_never().is_some(), "due");
+        assert!(
+            clock.sleep_until(start).now_or_never().is_some(),
+            "a timer in the past fires at once"
+        );
+    }
 }

@@ -118,6 +118,9 @@ pub enum LoginSessionChange {
     /// Its tenant context moved to another tenant (switched by the user, or
     /// reset to the default when access was lost).
     TenantSwitched,
+    /// The user asked to stay signed in (`extendLoginSession`): its idle
+    /// deadline moved to `expires_at`.
+    Extended,
 }
 
 /// A change of a login session, for its user's clients.
@@ -132,7 +135,7 @@ pub struct LoginSessionEvent {
     pub user_id: Uuid,
     /// Why it ended (`session_logs.end_reason`), when it did.
     pub end_reason: Option<String>,
-    /// When it expires (for `ExpiringSoon`) or expired.
+    /// When it expires (for `ExpiringSoon` and `Extended`) or expired.
     pub expires_at: Option<DateTime<Utc>>,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
@@ -454,7 +457,7 @@ impl EventBus {
     /// Waits (at most `patience`) until this instance has delivered the
     /// event with id `id`: then its observers have seen it and its
     /// subscribers have it. Whether it was.
-    pub(crate) async fn delivered_through(&self, id: i64, patience: Duration) -> bool {
+    pub async fn delivered_through(&self, id: i64, patience: Duration) -> bool {
         let mut delivered = self.inner.delivered.subscribe();
         tokio::time::timeout(patience, delivered.wait_for(|position| *position >= id))
             .await
@@ -563,6 +566,21 @@ impl EventBus {
                 tasks: Vec::new(),
             }),
         }
+    }
+
+    /// The event connection drops, as the listener sees it (unit tests).
+    #[cfg(test)]
+    pub(crate) fn lose_connection(&self) {
+        self.inner.trust.lost();
+    }
+
+    /// The event connection is back, and delivery has read the log to its
+    /// end (unit tests).
+    #[cfg(test)]
+    pub(crate) fn reconnect_and_catch_up(&self) {
+        self.inner.trust.lost();
+        let epoch = self.inner.trust.epoch.load(Ordering::SeqCst);
+        self.inner.trust.caught_up.store(epoch, Ordering::SeqCst);
     }
 
     /// Sends `logged` to this instance's receivers as if delivered.
@@ -825,6 +843,24 @@ mod tests {
             guardian_id: None,
             occurred_at: DateTime::<Utc>::UNIX_EPOCH,
         })
+    }
+
+    #[test]
+    fn an_instance_trusts_what_it_caught_up_with_only_until_the_connection_drops() {
+        let trust = Trust::default();
+        assert!(
+            trust.is_current(),
+            "a bus starts caught up from the end of the log"
+        );
+        trust.lost();
+        assert!(!trust.is_current(), "disconnected");
+        trust.lost();
+        assert!(!trust.is_current(), "reconnected, not yet caught up");
+        // A catch-up that began before the reconnection vouches for nothing.
+        trust.caught_up.store(1, Ordering::SeqCst);
+        assert!(!trust.is_current());
+        trust.caught_up.store(2, Ordering::SeqCst);
+        assert!(trust.is_current());
     }
 
     #[test]

@@ -151,6 +151,8 @@ impl Application {
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }
+        // Activity seen but not yet written would otherwise be lost.
+        self.state.identity.settle_activity().await;
         served
     }
 

@@ -51,6 +51,13 @@ pub struct UserIdentity {
     pub role: Option<MembershipRole>,
     /// Whether the user administers the whole system.
     pub is_super_admin: bool,
+    /// The account, as authentication read it (from the identity cache).
+    pub account: Arc<entity::user::Model>,
+    /// The login session as of this request (its `last_seen_at` counts
+    /// this request when it is a user action).
+    pub login_session: Arc<entity::session_log::Model>,
+    /// Every membership of the user.
+    pub memberships: Arc<Vec<entity::tenant_membership::Model>>,
 }
 
 /// Another service, known by its configured credential.

@@ -104,7 +104,7 @@ pub(crate) trait ContextExt {
     /// Who is asking.
     fn identity(&self) -> &Identity;
     /// The logged-in user, or `UNAUTHENTICATED` / `FORBIDDEN` for anyone else.
-    fn viewer(&self) -> Result<&UserIdentity, AppError>;
+    fn viewer(&self) -> Result<&Arc<UserIdentity>, AppError>;
     /// What the viewer may see; denies by default.
     fn scope(&self) -> Result<Scope, AppError>;
     /// What the transport knows about the client.
@@ -135,7 +135,7 @@ impl ContextExt for Context<'_> {
         self.data::<Identity>().unwrap_or(&ANONYMOUS)
     }
 
-    fn viewer(&self) -> Result<&UserIdentity, AppError> {
+    fn viewer(&self) -> Result<&Arc<UserIdentity>, AppError> {
         match self.identity() {
             Identity::User(viewer) => Ok(viewer),
             Identity::Anonymous => Err(AppError::login_required()),

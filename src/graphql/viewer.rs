@@ -4,38 +4,44 @@
 //! it sits above both.
 
 use async_graphql::{Context, Object, Result};
-use entity::{session_log, tenant_membership, user};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use std::sync::Arc;
+
+use entity::tenant_membership;
+use sea_orm::EntityTrait;
 use uuid::Uuid;
 
+use crate::auth::UserIdentity;
 use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::graphql::login_sessions::LoginSession;
 use crate::graphql::tenancy::{Membership, MembershipRole, Tenant, User};
-use crate::services::tenant_context;
+use crate::services::tenant_context::{self, TenantContext};
 use crate::unit_of_work::write;
 
-/// The caller and their tenant context.
+/// The caller and their tenant context, as authentication found them: no
+/// query reads the caller's identity again.
 pub struct Viewer {
-    user: user::Model,
-    login_session_id: Uuid,
+    identity: Arc<UserIdentity>,
     tenant_id: Option<Uuid>,
     role: Option<tenant_membership::MembershipRole>,
 }
 
 impl Viewer {
-    /// The view of `user` working in `tenant_id` with `role`.
-    pub fn new(
-        user: user::Model,
-        login_session_id: Uuid,
-        tenant_id: Option<Uuid>,
-        role: Option<tenant_membership::MembershipRole>,
-    ) -> Self {
+    /// The view of the authenticated caller.
+    pub fn new(identity: Arc<UserIdentity>) -> Self {
         Self {
-            user,
-            login_session_id,
-            tenant_id,
-            role,
+            tenant_id: identity.tenant_id,
+            role: identity.role,
+            identity,
+        }
+    }
+
+    /// The caller after moving to `tenant_id` with `role`.
+    fn moved(identity: Arc<UserIdentity>, context: TenantContext) -> Self {
+        Self {
+            identity,
+            tenant_id: context.tenant_id,
+            role: context.role,
         }
     }
 }
@@ -44,26 +50,17 @@ impl Viewer {
 impl Viewer {
     /// The logged-in user.
     async fn user(&self) -> User {
-        User(self.user.clone())
+        User(self.identity.account.as_ref().clone())
     }
     /// Whether the user administers the whole system.
     async fn is_super_admin(&self) -> bool {
-        self.user.is_super_admin
+        self.identity.is_super_admin
     }
     /// The current login session.
-    async fn login_session(&self, ctx: &Context<'_>) -> Result<LoginSession> {
-        let state = ctx.state()?;
-        session_log::Entity::find_by_id(self.login_session_id)
-            .one(&state.db)
-            .await
-            .map_err(AppError::from)?
-            .map(LoginSession)
-            .ok_or_else(|| {
-                AppError::NotFound {
-                    resource: "login session",
-                }
-                .into()
-            })
+    async fn login_session(&self) -> LoginSession {
+        let mut row = self.identity.login_session.as_ref().clone();
+        row.tenant_id = self.tenant_id;
+        LoginSession(row)
     }
     /// The active tenant, if one is chosen.
     async fn active_tenant(&self, ctx: &Context<'_>) -> Result<Option<Tenant>> {
@@ -85,36 +82,21 @@ impl Viewer {
     #[graphql(
         complexity = "crate::graphql::limits::list_cost(crate::graphql::limits::UNBOUNDED_LIST_ESTIMATE, child_complexity)"
     )]
-    async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
-        let state = ctx.state()?;
-        Ok(tenant_membership::Entity::find()
-            .filter(tenant_membership::Column::UserId.eq(self.user.id))
-            .order_by_desc(tenant_membership::Column::IsDefault)
-            .order_by_asc(tenant_membership::Column::CreatedAt)
-            .all(&state.db)
-            .await
-            .map_err(AppError::from)?
-            .into_iter()
-            .map(Membership)
-            .collect())
+    async fn memberships(&self) -> Vec<Membership> {
+        let mut memberships = self.identity.memberships.as_ref().clone();
+        memberships.sort_by(|a, b| {
+            b.is_default
+                .cmp(&a.is_default)
+                .then(a.created_at.cmp(&b.created_at))
+                .then(a.id.cmp(&b.id))
+        });
+        memberships.into_iter().map(Membership).collect()
     }
 }
 
 /// Builds the `me` view of the caller.
-pub async fn viewer(ctx: &Context<'_>) -> Result<Viewer> {
-    let identity = ctx.viewer()?;
-    let state = ctx.state()?;
-    let user = user::Entity::find_by_id(identity.user_id)
-        .one(&state.db)
-        .await
-        .map_err(AppError::from)?
-        .ok_or(AppError::NotFound { resource: "user" })?;
-    Ok(Viewer::new(
-        user,
-        identity.login_session_id,
-        identity.tenant_id,
-        identity.role,
-    ))
+pub fn viewer(ctx: &Context<'_>) -> Result<Viewer> {
+    Ok(Viewer::new(ctx.viewer()?.clone()))
 }
 
 /// The caller.
@@ -125,7 +107,7 @@ pub(crate) struct ViewerQuery;
 impl ViewerQuery {
     /// The caller: user, login session, tenant context, memberships.
     async fn me(&self, ctx: &Context<'_>) -> Result<Viewer> {
-        viewer(ctx).await
+        viewer(ctx)
     }
 }
 
@@ -140,23 +122,14 @@ impl TenantContextMutation {
     async fn switch_tenant(&self, ctx: &Context<'_>, tenant_id: Uuid) -> Result<Viewer> {
         let identity = ctx.viewer()?;
         let state = ctx.state()?;
-        let account = user::Entity::find_by_id(identity.user_id)
-            .one(&state.db)
-            .await
-            .map_err(AppError::from)?
-            .ok_or(AppError::NotFound { resource: "user" })?;
         let now = state.clock.now();
         let context = write(state, async |txn| {
-            tenant_context::switch_tenant(txn, now, &account, identity.login_session_id, tenant_id).await
+            tenant_context::switch_tenant(txn, now, &identity.account, identity.login_session_id, tenant_id)
+                .await
         })
         .await?;
         // Built from what is known, with no query after the commit.
-        Ok(Viewer::new(
-            account,
-            identity.login_session_id,
-            context.tenant_id,
-            context.role,
-        ))
+        Ok(Viewer::moved(identity.clone(), context))
     }
 
     /// Makes a tenant you belong to your default (applied at login).

@@ -364,13 +364,18 @@ async fn identify(
             now,
             state.authenticator.settings.last_seen_resolution_secs,
         );
+        log.last_seen_at = log.last_seen_at.max(now);
     }
+    log.tenant_id = context.tenant_id;
     Ok(Identity::User(Arc::new(UserIdentity {
         user_id: account.id,
         login_session_id: log.id,
         tenant_id: context.tenant_id,
         role: context.role,
         is_super_admin: account.is_super_admin,
+        account,
+        login_session: Arc::new(log),
+        memberships,
     })))
 }
 

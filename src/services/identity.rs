@@ -443,3 +443,109 @@ impl ActivityWrites {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, Database};
+
+    use super::*;
+    use crate::events::Logged;
+
+    async fn database_with_one_account() -> (DatabaseConnection, Uuid) {
+        let db = Database::connect("sqlite::memory:")
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        Migrator::up(&db, None)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        let id = Uuid::now_v7();
+        let now = Utc::now();
+        user::ActiveModel {
+            id: Set(id),
+            email: Set("someone@example.test".to_owned()),
+            name: Set(Some("Before".to_owned())),
+            password_hash: Set(String::new()),
+            is_super_admin: Set(false),
+            max_concurrent_sessions: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&db)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+        (db, id)
+    }
+
+    /// Renames the account behind the cache's back (no event).
+    async fn rename_silently(db: &DatabaseConnection, id: Uuid, name: &str) {
+        user::Entity::update_many()
+            .col_expr(user::Column::Name, Expr::value(name))
+            .filter(user::Column::Id.eq(id))
+            .exec(db)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+
+    async fn name_of(cache: &IdentityCache, db: &DatabaseConnection, id: Uuid) -> Option<String> {
+        cache
+            .account(db, id)
+            .await
+            .unwrap_or_else(|error| panic!("{error:?}"))
+            .and_then(|account| account.name.clone())
+    }
+
+    #[tokio::test]
+    async fn an_account_is_read_once_and_dropped_by_its_event() {
+        let (db, id) = database_with_one_account().await;
+        let bus = EventBus::detached();
+        let cache = IdentityCache::new(&bus, db.clone(), 100);
+        assert_eq!(name_of(&cache, &db, id).await.as_deref(), Some("Before"));
+        rename_silently(&db, id, "After").await;
+        assert_eq!(
+            name_of(&cache, &db, id).await.as_deref(),
+            Some("Before"),
+            "served from memory"
+        );
+        let mut signal = cache.signal(id);
+        let before = signal.mark_seen();
+        bus.inject(Logged {
+            id: 1,
+            event: Event::account(AccountChange::Updated, id, Utc::now()),
+        });
+        assert_ne!(signal.version(), before, "its connections are told");
+        assert_eq!(name_of(&cache, &db, id).await.as_deref(), Some("After"));
+    }
+
+    #[tokio::test]
+    async fn while_events_may_be_missed_the_database_answers_and_the_cache_starts_again() {
+        let (db, id) = database_with_one_account().await;
+        let bus = EventBus::detached();
+        let cache = IdentityCache::new(&bus, db.clone(), 100);
+        assert_eq!(name_of(&cache, &db, id).await.as_deref(), Some("Before"));
+        bus.lose_connection();
+        // A change this instance will never hear of.
+        rename_silently(&db, id, "While away").await;
+        assert_eq!(name_of(&cache, &db, id).await.as_deref(), Some("While away"));
+        rename_silently(&db, id, "Still away").await;
+        assert_eq!(
+            name_of(&cache, &db, id).await.as_deref(),
+            Some("Still away"),
+            "nothing read while disconnected is kept"
+        );
+        bus.reconnect_and_catch_up();
+        rename_silently(&db, id, "Back").await;
+        assert_eq!(
+            name_of(&cache, &db, id).await.as_deref(),
+            Some("Back"),
+            "what was cached before the loss is gone"
+        );
+        rename_silently(&db, id, "Unannounced").await;
+        assert_eq!(
+            name_of(&cache, &db, id).await.as_deref(),
+            Some("Back"),
+            "trusted again once caught up"
+        );
+    }
+}

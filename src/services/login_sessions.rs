@@ -2,14 +2,17 @@
 
 use chrono::{DateTime, Utc};
 use entity::session_log::{self, SessionEndReason};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::auth::UserIdentity;
 use crate::error::{AppError, AppResult};
+use crate::events::{Event, LoginSessionChange, LoginSessionEvent};
 use crate::services::auth::end_login_session;
-use crate::services::login_policy::ended_event;
+use crate::services::login_policy::{Deadline, deadline, ended_event};
 use crate::services::scope::Scope;
+use crate::services::settings::{SettingsCache, effective_for_member};
 use crate::unit_of_work::Outcome;
 
 /// Which login sessions to list.
@@ -119,6 +122,52 @@ pub async fn logout(
         Vec::new()
     };
     Ok(Outcome::announcing(ended, events))
+}
+
+/// Keeps the caller's login session open: a user action whose
+/// `last_seen_at` is written now rather than batched, announced so that
+/// every instance and every client of the user sees the new deadline.
+/// Returns the login session and its deadline; the absolute timeout
+/// still applies.
+pub(crate) async fn extend(
+    db: &impl ConnectionTrait,
+    settings: &SettingsCache,
+    now: DateTime<Utc>,
+    viewer: &UserIdentity,
+) -> AppResult<Outcome<(session_log::Model, Deadline)>> {
+    session_log::Entity::update_many()
+        .col_expr(session_log::Column::LastSeenAt, Expr::value(now))
+        .filter(session_log::Column::Id.eq(viewer.login_session_id))
+        .filter(session_log::Column::LogoutAt.is_null())
+        .filter(session_log::Column::LastSeenAt.lt(now))
+        .exec(db)
+        .await?;
+    let row = session_log::Entity::find_by_id(viewer.login_session_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| {
+            AppError::Unauthenticated("the login session no longer exists: log in again".to_owned())
+        })?;
+    if let Some(reason) = row.end_reason {
+        // Ended between authentication and this write.
+        return Err(AppError::LoginSessionEnded(reason));
+    }
+    let school_id = viewer
+        .memberships
+        .iter()
+        .find(|membership| Some(membership.tenant_id) == viewer.tenant_id)
+        .and_then(|membership| membership.school_id);
+    let effective = effective_for_member(db, settings, &viewer.account, viewer.tenant_id, school_id).await?;
+    let due = deadline(&row, &effective);
+    let extended = Event::LoginSession(LoginSessionEvent {
+        change: LoginSessionChange::Extended,
+        login_session_id: row.id,
+        user_id: row.user_id,
+        end_reason: None,
+        expires_at: Some(due.at),
+        occurred_at: now,
+    });
+    Ok(Outcome::announcing((row, due), vec![extended]))
 }
 
 /// [`revoke_others`], announced: how many it ended.

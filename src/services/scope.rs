@@ -312,12 +312,41 @@ mod tests {
     use crate::auth::ServiceIdentity;
 
     fn viewer(role: Option<MembershipRole>, is_super_admin: bool, tenant: Option<Uuid>) -> Identity {
+        let (user_id, login_session_id, now) = (Uuid::now_v7(), Uuid::now_v7(), chrono::Utc::now());
+        let account = user::Model {
+            id: user_id,
+            email: "someone@example.test".to_owned(),
+            name: None,
+            password_hash: String::new(),
+            is_super_admin,
+            max_concurrent_sessions: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let login_session = session_log::Model {
+            id: login_session_id,
+            user_id,
+            tenant_id: tenant,
+            login_at: now,
+            logout_at: None,
+            last_seen_at: now,
+            user_agent: None,
+            ip_address: None,
+            device_info: None,
+            end_reason: None,
+            expiry_warned_for: None,
+            created_at: now,
+            updated_at: now,
+        };
         Identity::User(Arc::new(UserIdentity {
-            user_id: Uuid::now_v7(),
-            login_session_id: Uuid::now_v7(),
+            user_id,
+            login_session_id,
             tenant_id: tenant,
             role,
             is_super_admin,
+            account: Arc::new(account),
+            login_session: Arc::new(login_session),
+            memberships: Arc::default(),
         }))
     }
 

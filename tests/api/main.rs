@@ -22,6 +22,7 @@ mod graphql_http;
 mod health;
 mod layers;
 mod limits;
+mod live_identity;
 mod login_enforcement;
 mod login_sessions;
 mod migrations;

@@ -8,6 +8,7 @@ use futures_util::stream;
 use uuid::Uuid;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use entity::session_log;
 use sea_orm::{EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
@@ -34,6 +35,10 @@ pub enum LoginSessionEventKind {
     /// default tenant when access was lost). Session subscriptions of a
     /// connection whose context moved end with FORBIDDEN.
     TenantSwitched,
+    /// The user chose to stay signed in (`extendLoginSession`, from any of
+    /// their clients): `expiresAt` is the new deadline, so a "stay signed
+    /// in?" prompt shown on another client can close.
+    Extended,
 }
 
 impl From<LoginSessionChange> for LoginSessionEventKind {
@@ -44,6 +49,7 @@ impl From<LoginSessionChange> for LoginSessionEventKind {
             LoginSessionChange::Revoked => Self::Revoked,
             LoginSessionChange::LoggedOut => Self::LoggedOut,
             LoginSessionChange::TenantSwitched => Self::TenantSwitched,
+            LoginSessionChange::Extended => Self::Extended,
         }
     }
 }
@@ -81,7 +87,7 @@ impl LoginSessionEvent {
 
 /// One subscriber: whose login sessions, and which.
 struct Watch {
-    viewer: UserIdentity,
+    viewer: Arc<UserIdentity>,
     /// Whose login sessions: the viewer's own, or (a tenant's admin) a member's.
     owner: Uuid,
     only: Option<Uuid>,
@@ -106,7 +112,9 @@ impl Watch {
         let delivered = LoginSessionEvent::of(logged.cursor(), change);
         let ended = !matches!(
             change.change,
-            LoginSessionChange::ExpiringSoon | LoginSessionChange::TenantSwitched
+            LoginSessionChange::ExpiringSoon
+                | LoginSessionChange::TenantSwitched
+                | LoginSessionChange::Extended
         );
         let watched_one_ended = self.admin_scope.is_some() && ended;
         if (ended && change.login_session_id == self.viewer.login_session_id) || watched_one_ended {

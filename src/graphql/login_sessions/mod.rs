@@ -16,6 +16,7 @@ use crate::graphql::ContextExt;
 use crate::graphql::loaders::{TenantById, UserById};
 use crate::graphql::tenancy::{MembershipRole, Tenant, User};
 use crate::services::auth::{self as auth_service};
+use crate::services::login_policy;
 use crate::services::login_sessions::{self as service, LoginSessionFilter};
 use crate::unit_of_work::write;
 
@@ -111,6 +112,19 @@ impl LoginSession {
 }
 
 /// The result of a successful login.
+/// A login session kept open by `extendLoginSession`.
+#[derive(SimpleObject)]
+pub(crate) struct LoginSessionExtension {
+    /// The login session, with its new `lastSeenAt`.
+    login_session: LoginSession,
+    /// When it now expires unless the user is active again.
+    expires_at: DateTime<Utc>,
+    /// Which timeout that is: `expired_idle`, or `expired_absolute` once
+    /// the maximum lifetime comes first (no extension moves it: log in
+    /// again).
+    expiry_reason: String,
+}
+
 #[derive(SimpleObject)]
 pub(crate) struct LoginPayload {
     /// Send it as `Authorization: Bearer <token>` (or in the WebSocket
@@ -249,6 +263,25 @@ impl LoginSessionsMutation {
         })
         .await?;
         Ok(LoginSession(revoked))
+    }
+
+    /// Keeps your login session open ("stay signed in"): counts as
+    /// activity, so its idle deadline moves to now plus the idle timeout
+    /// (never past the absolute timeout). Every client of yours watching
+    /// `loginSessionEvents` gets EXTENDED with the new `expiresAt`.
+    async fn extend_login_session(&self, ctx: &Context<'_>) -> Result<LoginSessionExtension> {
+        let viewer = ctx.viewer()?;
+        let state = ctx.state()?;
+        let now = state.clock.now();
+        let (row, due) = write(state, async |txn| {
+            service::extend(txn, &state.settings_cache, now, viewer).await
+        })
+        .await?;
+        Ok(LoginSessionExtension {
+            login_session: LoginSession(row),
+            expires_at: due.at,
+            expiry_reason: login_policy::end_reason_name(due.reason).to_owned(),
+        })
     }
 
     /// Revokes every other open login session of yours; returns how many.

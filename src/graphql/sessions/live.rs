@@ -163,7 +163,7 @@ struct Subscriber {
 impl Subscriber {
     fn new(ctx: &Context<'_>) -> Result<(Self, LiveIdentity), AppError> {
         let scope = ctx.scope()?;
-        let viewer = Arc::new(ctx.viewer()?.clone());
+        let viewer = ctx.viewer()?.clone();
         let live = live_identity(ctx)?;
         Ok((
             Self {
