@@ -219,6 +219,10 @@ pub struct ServerSettings {
     pub ws_max_message_bytes: usize,
     /// Most operations running at once on one WebSocket connection. Default 100.
     pub ws_max_operations: usize,
+    /// Seconds a WebSocket client may leave one message untaken (its socket
+    /// buffers full) before it is disconnected with 1013, to reconnect and
+    /// resume with `after`; 0 never. Default 10.
+    pub ws_send_timeout_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -233,6 +237,7 @@ impl Default for ServerSettings {
             cors_allowed_origins: Vec::new(),
             ws_max_message_bytes: 1024 * 1024,
             ws_max_operations: 100,
+            ws_send_timeout_secs: 10,
         }
     }
 }

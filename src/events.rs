@@ -83,6 +83,11 @@ pub struct SessionEvent {
     pub guardian_id: Option<Uuid>,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
+    /// The session as this change left it (none once deleted, and in events
+    /// logged before it was carried): subscribers read it from here, not
+    /// from the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<entity::session::Model>,
 }
 
 /// A message for a guardian: their session was unlocked (ended early).
@@ -842,6 +847,7 @@ mod tests {
             user_id: Uuid::now_v7(),
             guardian_id: None,
             occurred_at: DateTime::<Utc>::UNIX_EPOCH,
+            session: None,
         })
     }
 

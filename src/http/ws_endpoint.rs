@@ -47,6 +47,7 @@ pub(crate) async fn handler(
         connection_init_timeout: Duration::from_millis(server.ws_connection_init_timeout_ms),
         keep_alive_interval: Duration::from_secs(server.ws_keep_alive_secs),
         max_operations: server.ws_max_operations,
+        send_timeout: Duration::from_secs(server.ws_send_timeout_secs),
     };
     let max_message = server.ws_max_message_bytes;
     let app = state.app.clone();
@@ -61,6 +62,12 @@ pub(crate) async fn handler(
         watcher: watcher.clone(),
     };
     upgrade
+        // tungstenite's 128 KiB buffers would make each idle subscriber cost
+        // far more than its state; messages here are small, and a larger
+        // one still arrives (the buffer grows to `max_message`).
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+        // Every message is flushed as it is sent: nothing to gather.
+        .write_buffer_size(0)
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .protocols([protocol.as_str()])
@@ -105,6 +112,9 @@ fn closing(mut standing: watch::Receiver<Standing>) -> ws::ClosingSignal {
     })
 }
 
+/// The read buffer of one connection.
+const WS_READ_BUFFER_BYTES: usize = 4096;
+
 /// graphql-transport-ws's close code for credentials that no longer work.
 const UNAUTHORIZED: u16 = 4401;
 
@@ -143,12 +153,14 @@ impl Executor for ReauthenticatingExecutor {
     ) -> BoxStream<'static, GraphqlResponse> {
         let (schema, app, authorization) = (self.schema.clone(), self.app.clone(), self.credentials());
         let watcher = self.watcher.clone();
-        let prepared = async move {
+        // Boxed apart from the stream, so that its memory is freed once the
+        // operation runs rather than kept for as long as it does.
+        let prepared = Box::pin(async move {
             match prepare(&app, request, authorization, &watcher).await {
                 Ok(request) => Executor::execute_stream(&schema, request, session_data),
                 Err(error) => stream::once(future::ready(refusal(&error))).boxed(),
             }
-        };
+        });
         stream::once(prepared).flatten().boxed()
     }
 }

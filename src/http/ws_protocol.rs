@@ -92,6 +92,8 @@ mod code {
     pub(super) const SUBSCRIBER_EXISTS: u16 = 4409;
     /// graphql-transport-ws: second `connection_init`.
     pub(super) const TOO_MANY_INITS: u16 = 4429;
+    /// Try again later: the client fell too far behind its results.
+    pub(super) const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// Which GraphQL-over-WebSocket subprotocol a connection speaks.
@@ -196,16 +198,23 @@ pub struct WsSettings {
     /// Most operations running at once; one more is refused with an error
     /// message for its id (code `TOO_MANY_OPERATIONS`).
     pub max_operations: usize,
+    /// How long one message may wait for the client to take it: a client
+    /// that reads slower than its results arrive fills the socket's
+    /// buffers, and is then disconnected with 1013 ("try again later"; it
+    /// resumes with `after`) instead of holding its results in memory.
+    /// `Duration::ZERO` disables it.
+    pub send_timeout: Duration,
 }
 
 impl Default for WsSettings {
     /// 3 s to initialise (the `graphql-ws` default), `ka` every 15 s, 100
-    /// operations at once.
+    /// operations at once, 10 s for a client to take a message.
     fn default() -> Self {
         Self {
             connection_init_timeout: Duration::from_secs(3),
             keep_alive_interval: Duration::from_secs(15),
             max_operations: 100,
+            send_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -238,6 +247,7 @@ pub async fn serve<E, F, Fut>(
         executor,
         keep_alive_interval: settings.keep_alive_interval,
         max_operations: settings.max_operations,
+        send_timeout: settings.send_timeout,
         on_init: Some(on_init),
         init: InitState::AwaitingInit,
         init_future: None,
@@ -262,7 +272,9 @@ pub async fn serve<E, F, Fut>(
                 code,
                 reason: truncate_close_reason(&reason).into(),
             };
-            if socket.send(Message::Close(Some(frame))).await.is_ok() {
+            // Bounded: a client that stopped reading may never take it.
+            let sent = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
+            if matches!(sent, Ok(Ok(()))) {
                 drain(&mut socket).await;
             }
         }
@@ -388,6 +400,8 @@ struct Connection<E, F, Fut> {
     /// Legacy `ka` interval.
     keep_alive_interval: Duration,
     max_operations: usize,
+    /// See [`WsSettings::send_timeout`].
+    send_timeout: Duration,
     /// Taken by the first `connection_init`.
     on_init: Option<F>,
     /// Handshake state.
@@ -874,7 +888,22 @@ where
                 return Err(Exit::close(code::INTERNAL_ERROR, "Internal server error"));
             }
         };
-        match self.socket.send(Message::Text(text.into())).await {
+        let sent = self.socket.send(Message::Text(text.into()));
+        let sent = if self.send_timeout.is_zero() {
+            sent.await
+        } else {
+            match tokio::time::timeout(self.send_timeout, sent).await {
+                Ok(sent) => sent,
+                Err(_) => {
+                    tracing::info!("websocket client too slow to take its messages: disconnected");
+                    return Err(Exit::close(
+                        code::TRY_AGAIN_LATER,
+                        "too far behind: reconnect, and resume with `after`",
+                    ));
+                }
+            }
+        };
+        match sent {
             Ok(()) => Ok(()),
             Err(error) => {
                 tracing::debug!(%error, "websocket write failed");
@@ -1298,6 +1327,18 @@ mod tests {
             stream::iter(1..=count)
         }
 
+        /// Strings of `size` bytes, without end (until dropped).
+        async fn flood(&self, ctx: &Context<'_>, size: usize) -> impl Stream<Item = String> {
+            let guard = ctx
+                .data_opt::<Dropped>()
+                .map(|dropped| DropGuard(dropped.0.clone()));
+            let chunk = "x".repeat(size);
+            stream::repeat(chunk).map(move |chunk| {
+                let _held = &guard;
+                chunk
+            })
+        }
+
         /// Yields the connection's token once, then never ends.
         async fn forever(&self, ctx: &Context<'_>) -> impl Stream<Item = String> {
             let token = ctx.data_opt::<Token>().map(|token| token.0.clone());
@@ -1374,6 +1415,7 @@ mod tests {
                 connection_init_timeout: Duration::from_secs(60),
                 keep_alive_interval: Duration::from_secs(60),
                 max_operations: 100,
+                send_timeout: Duration::ZERO,
             })
             .await
         }
@@ -1502,6 +1544,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_client_that_stops_reading_is_disconnected_with_1013() -> TestResult {
+        let mut server = TestServer::start(WsSettings {
+            connection_init_timeout: Duration::from_secs(60),
+            keep_alive_interval: Duration::from_secs(60),
+            max_operations: 100,
+            send_timeout: Duration::from_millis(200),
+        })
+        .await?;
+        let mut client = server.connect(TRANSPORT).await?;
+        init(&mut client).await?;
+        send(&mut client, subscribe("1", "subscription { flood(size: 65536) }")).await?;
+        // Not reading: the socket's buffers fill, a send waits, and the
+        // server gives up on the client (the flood would never end).
+        server.stream_dropped().await?;
+        let mut received = 0_usize;
+        let end = loop {
+            match tokio::time::timeout(WAIT, client.next()).await? {
+                Some(Ok(WsMessage::Text(_))) => received += 1,
+                Some(Ok(WsMessage::Close(frame))) => break frame.map(|frame| u16::from(frame.code)),
+                Some(Ok(_)) => {}
+                // Closed without a handshake: the close frame could not be sent.
+                Some(Err(_)) | None => break None,
+            }
+        };
+        assert!(received > 0, "the flood had begun");
+        assert!(end.is_none_or(|code| code == 1013), "closed with {end:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn transport_subscription_streams_results_then_completes() -> TestResult {
         let server = TestServer::default().await?;
         let mut client = server.connect(TRANSPORT).await?;
@@ -1544,6 +1616,7 @@ mod tests {
             connection_init_timeout: Duration::from_millis(50),
             keep_alive_interval: Duration::from_secs(60),
             max_operations: 100,
+            send_timeout: Duration::ZERO,
         })
         .await?;
         let mut client = server.connect(TRANSPORT).await?;
@@ -1723,6 +1796,7 @@ mod tests {
             connection_init_timeout: Duration::from_secs(60),
             keep_alive_interval: Duration::from_millis(20),
             max_operations: 100,
+            send_timeout: Duration::ZERO,
         })
         .await?;
         let mut client = server.connect(LEGACY).await?;

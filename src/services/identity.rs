@@ -183,7 +183,7 @@ impl IdentityCache {
         id: Uuid,
     ) -> AppResult<Option<Arc<CachedLoginSession>>> {
         self.inner
-            .get_or_load(&self.inner.sessions, id, async {
+            .get_or_load(&self.inner.sessions, id, move || async move {
                 Ok(session_log::Entity::find_by_id(id)
                     .one(db)
                     .await?
@@ -211,7 +211,7 @@ impl IdentityCache {
         id: Uuid,
     ) -> AppResult<Option<Arc<user::Model>>> {
         self.inner
-            .get_or_load(&self.inner.accounts, id, async {
+            .get_or_load(&self.inner.accounts, id, move || async move {
                 Ok(user::Entity::find_by_id(id).one(db).await?.map(Arc::new))
             })
             .await
@@ -224,7 +224,7 @@ impl IdentityCache {
         user_id: Uuid,
     ) -> AppResult<Arc<Vec<tenant_membership::Model>>> {
         self.inner
-            .get_or_load(&self.inner.memberships, user_id, async {
+            .get_or_load(&self.inner.memberships, user_id, move || async move {
                 Ok(Some(Arc::new(
                     tenant_membership::Entity::find()
                         .filter(tenant_membership::Column::UserId.eq(user_id))
@@ -244,17 +244,21 @@ impl IdentityCache {
         guardian_id: Uuid,
     ) -> AppResult<Arc<HashSet<Uuid>>> {
         self.inner
-            .get_or_load(&self.inner.supervised, (tenant_id, guardian_id), async {
-                let users: Vec<Uuid> = guardian_link::Entity::find()
-                    .select_only()
-                    .column(guardian_link::Column::UserId)
-                    .filter(guardian_link::Column::TenantId.eq(tenant_id))
-                    .filter(guardian_link::Column::GuardianId.eq(guardian_id))
-                    .into_tuple()
-                    .all(db)
-                    .await?;
-                Ok(Some(Arc::new(users.into_iter().collect())))
-            })
+            .get_or_load(
+                &self.inner.supervised,
+                (tenant_id, guardian_id),
+                move || async move {
+                    let users: Vec<Uuid> = guardian_link::Entity::find()
+                        .select_only()
+                        .column(guardian_link::Column::UserId)
+                        .filter(guardian_link::Column::TenantId.eq(tenant_id))
+                        .filter(guardian_link::Column::GuardianId.eq(guardian_id))
+                        .into_tuple()
+                        .all(db)
+                        .await?;
+                    Ok(Some(Arc::new(users.into_iter().collect())))
+                },
+            )
             .await
             .map(Option::unwrap_or_default)
     }
@@ -307,15 +311,21 @@ impl IdentityCache {
 }
 
 impl Inner {
-    async fn get_or_load<K, V>(
+    /// The cached value of `key`, or what `load` reads (cached when no
+    /// event may have changed it meanwhile). The load is made, and boxed,
+    /// only on a miss: every connection holds a lookup in its state, so a
+    /// database query inline would make each idle subscriber kilobytes
+    /// bigger.
+    async fn get_or_load<K, V, Load>(
         &self,
         cache: &Cache<K, V>,
         key: K,
-        load: impl Future<Output = AppResult<Option<V>>>,
+        load: impl FnOnce() -> Load,
     ) -> AppResult<Option<V>>
     where
         K: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
+        Load: Future<Output = AppResult<Option<V>>>,
     {
         let epoch = self.bus.trust_epoch();
         if self.epoch.swap(epoch, Ordering::SeqCst) != epoch {
@@ -327,7 +337,7 @@ impl Inner {
             return Ok(Some(value));
         }
         let before = *self.invalidations.lock().unwrap_or_else(PoisonError::into_inner);
-        let loaded = load.await?;
+        let loaded = Box::pin(load()).await?;
         if let Some(value) = &loaded {
             let invalidations = self.invalidations.lock().unwrap_or_else(PoisonError::into_inner);
             if trusted && *invalidations == before && self.bus.trust_epoch() == epoch && self.bus.is_current()

@@ -204,18 +204,23 @@ async fn watch_connection(
     loop {
         let version = signal.mark_seen();
         let now = state.clock.now();
-        let standing = match authenticate(&state, now, Some(&authorization), Activity::Ignore).await {
-            Ok(Identity::User(viewer)) => match next_deadline(&state, &viewer, token_expires_at).await {
-                Ok(deadline) => Standing::Valid {
-                    viewer,
-                    deadline,
-                    version,
-                },
-                Err(error) => {
-                    retry_later(&error).await;
-                    continue;
+        // Boxed: the task waits far longer than it authenticates, and its
+        // waiting state should not carry an authentication's.
+        let identity = Box::pin(authenticate(&state, now, Some(&authorization), Activity::Ignore)).await;
+        let standing = match identity {
+            Ok(Identity::User(viewer)) => {
+                match Box::pin(next_deadline(&state, &viewer, token_expires_at)).await {
+                    Ok(deadline) => Standing::Valid {
+                        viewer,
+                        deadline,
+                        version,
+                    },
+                    Err(error) => {
+                        retry_later(&error).await;
+                        continue;
+                    }
                 }
-            },
+            }
             Ok(Identity::NoAccess(reason)) => Standing::NoAccess { reason, version },
             Ok(Identity::Ended(reason)) => Standing::Ended(Ending::LoginSession(reason)),
             Ok(Identity::Rejected(reason)) => Standing::Ended(Ending::Refused(reason)),

@@ -255,7 +255,43 @@ async fn demote(app: &TestApp, admin: &str, user_id: Uuid) {
     .await;
 }
 
+async fn delivering_an_event_reads_nothing_per_subscriber(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let admin = world.login(&app, "admin").await;
+    let session = world.sessions["user"];
+    let rename = async |name: &str, dashboards: &mut [WsClient]| {
+        let before = app.statements.load(Ordering::SeqCst);
+        app.ok_as(&admin, RENAME, json!({ "id": session, "name": name }))
+            .await;
+        for dashboard in dashboards {
+            let event = dashboard.next_data("live").await;
+            assert_eq!(event["sessionStatusChanged"]["session"]["name"], name);
+        }
+        app.statements.load(Ordering::SeqCst) - before
+    };
+    // Warm: the admin's identity, the statements' first use.
+    rename("warm", &mut []).await;
+    let alone = rename("no subscriber", &mut []).await;
+    let mut dashboards = Vec::new();
+    for handle in ["guardian", "admin"] {
+        let token = world.login(&app, handle).await;
+        let mut dashboard = WsClient::connect(&app, Some(&token)).await;
+        dashboard.subscribe("live", STATUS, json!({})).await;
+        dashboards.push(dashboard);
+    }
+    wait_for_subscribers(&app, 2).await;
+    rename("first delivery", &mut dashboards).await;
+    let watched = rename("watched", &mut dashboards).await;
+    assert_eq!(
+        watched, alone,
+        "the same statements with two subscribers as with none: visibility and \
+         `session` come from memory and from the event"
+    );
+}
+
 backend_tests!(
+    delivering_an_event_reads_nothing_per_subscriber,
     a_warm_request_reads_nothing_about_the_caller_from_the_database,
     events_delivered_to_a_listener_are_not_activity_but_its_requests_are,
     a_dashboard_that_only_listens_ends_at_its_idle_deadline_with_4401,

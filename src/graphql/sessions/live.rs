@@ -99,11 +99,17 @@ impl SessionStatusEvent {
     async fn occurred_at(&self) -> DateTime<Utc> {
         self.change.occurred_at
     }
-    /// The session as it is now (none once deleted).
+    /// The session as this change left it (none once deleted).
     async fn session(&self, ctx: &Context<'_>) -> Result<Option<Session>> {
         if self.change.change == SessionChange::Deleted {
             return Ok(None);
         }
+        // Carried by the event: no query per subscriber. The subscriber was
+        // admitted to the event by the same rule that scopes the reads.
+        if let Some(row) = &self.change.session {
+            return Ok(Some(Session(row.clone())));
+        }
+        // An event logged before sessions were carried in it.
         let state = ctx.state()?;
         let scope = ctx.scope()?;
         match service::find_session(&state.db, &scope, self.change.session_id).await {
@@ -173,6 +179,19 @@ impl Subscriber {
             },
             live,
         ))
+    }
+
+    /// Loads the guardian links the subscriber's events will be checked
+    /// against now, rather than all subscribers at once at the first event.
+    async fn warm(&self) -> Result<(), AppError> {
+        if self.viewer.role != Some(entity::tenant_membership::MembershipRole::Guardian) {
+            return Ok(());
+        }
+        self.state
+            .identity
+            .supervised(&self.state.db, self.scope.tenant_id, self.viewer.user_id)
+            .await?;
+        Ok(())
     }
 
     /// Whether the subscriber may see a session with these participants,
@@ -272,6 +291,7 @@ impl SessionsSubscription {
             guardian_id,
         };
         let (subscriber, live) = Subscriber::new(ctx)?;
+        subscriber.warm().await?;
         let tenant = Some(subscriber.scope.tenant_id);
         let feed = feed_after(&subscriber.state, after.as_deref(), &["SESSION"], tenant).await?;
         Ok(
@@ -307,6 +327,7 @@ impl SessionsSubscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<UnlockNotification>> + use<>> {
         let (subscriber, live) = Subscriber::new(ctx)?;
+        subscriber.warm().await?;
         let tenant = Some(subscriber.scope.tenant_id);
         let feed = feed_after(&subscriber.state, after.as_deref(), &["UNLOCK"], tenant).await?;
         Ok(subscriber.stream(live, feed, |subscriber, logged| async move {

@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
-use crate::events::{Event, SessionChange, SessionEvent};
+use crate::events::{Event, SessionChange};
 
 /// Most app ids in a lock list.
 pub const MAX_APPS: usize = 200;
@@ -118,14 +118,7 @@ pub async fn configure_session(
     let row = super::find_changeable(db, scope, session_id, now).await?;
     scope.require_may_change_session(row.guardian_id)?;
     set_config(db, row.id, input, now).await?;
-    let event = Event::Session(SessionEvent {
-        change: SessionChange::ConfigChanged,
-        session_id: row.id,
-        tenant_id: row.tenant_id,
-        user_id: row.user_id,
-        guardian_id: row.guardian_id,
-        occurred_at: now,
-    });
+    let event = super::lifecycle::event(SessionChange::ConfigChanged, &row, now);
     Ok((row, vec![event]))
 }
 

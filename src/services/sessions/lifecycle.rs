@@ -64,7 +64,8 @@ pub enum Transition {
     Revoke,
 }
 
-fn event(change: SessionChange, row: &session::Model, now: DateTime<Utc>) -> Event {
+/// The event of `change`, carrying `row` as the change left it.
+pub(super) fn event(change: SessionChange, row: &session::Model, now: DateTime<Utc>) -> Event {
     Event::Session(SessionEvent {
         change,
         session_id: row.id,
@@ -72,6 +73,7 @@ fn event(change: SessionChange, row: &session::Model, now: DateTime<Utc>) -> Eve
         user_id: row.user_id,
         guardian_id: row.guardian_id,
         occurred_at: now,
+        session: (change != SessionChange::Deleted).then(|| row.clone()),
     })
 }
 
@@ -363,7 +365,16 @@ pub async fn expire_due(db: &impl ConnectionTrait, now: DateTime<Utc>, limit: u6
             .rows_affected
             == 1;
         if changed {
-            events.push(event(SessionChange::Expired, &row, row.end_time.unwrap_or(now)));
+            let expired = session::Model {
+                status: SessionStatus::Expired,
+                updated_at: now,
+                ..row
+            };
+            events.push(event(
+                SessionChange::Expired,
+                &expired,
+                expired.end_time.unwrap_or(now),
+            ));
         }
     }
     Ok(events)
