@@ -79,8 +79,11 @@ pub async fn write<T, F>(state: &AppState, work: F) -> AppResult<T>
 where
     F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<Outcome<T>>,
 {
-    let (answer, ids) = run(&state.db, state.clock.now(), work).await?;
+    let (answer, ids, events) = run(&state.db, state.clock.now(), work).await?;
     if let Some(&newest) = ids.last() {
+        // What this write changed about identities applies here at once,
+        // whatever delivery's pace (a revocation above all).
+        state.identity.apply_committed(&events);
         state.events.wake();
         // This instance's caches and subscribers have the events when the
         // write answers (read-your-writes); a stalled delivery only delays.
@@ -101,18 +104,18 @@ pub async fn write_detached<T, F>(db: &DatabaseConnection, now: DateTime<Utc>, w
 where
     F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<Outcome<T>>,
 {
-    let (answer, _ids) = run(db, now, work).await?;
+    let (answer, _ids, _events) = run(db, now, work).await?;
     answer
 }
 
 /// Begins, runs `work`, appends its events (with the `NOTIFY` that wakes
-/// the other instances when they commit), commits; the answer and the ids
-/// of the events.
+/// the other instances when they commit), commits; the answer, the ids of
+/// the events and the events.
 async fn run<T, F>(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
     work: F,
-) -> AppResult<(AppResult<T>, Vec<i64>)>
+) -> AppResult<(AppResult<T>, Vec<i64>, Vec<Event>)>
 where
     F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<Outcome<T>>,
 {
@@ -128,5 +131,5 @@ where
         events::wake_instances_on_commit(&txn).await?;
     }
     txn.commit().await?;
-    Ok((answer, ids))
+    Ok((answer, ids, events))
 }

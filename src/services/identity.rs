@@ -303,6 +303,14 @@ impl IdentityCache {
         }
     }
 
+    /// Drops what the events of a unit of work of this instance changed,
+    /// as soon as it has committed (delivery drops it again, harmlessly).
+    pub(crate) fn apply_committed(&self, events: &[Event]) {
+        for event in events {
+            self.inner.on_event(event);
+        }
+    }
+
     /// Waits until every `last_seen_at` queued so far is written (tests,
     /// and shutdown).
     pub async fn settle_activity(&self) {
@@ -367,6 +375,9 @@ impl Inner {
             }
             Event::Membership(change) => {
                 self.memberships.invalidate(&change.user_id);
+                // A change of role from guardian removes the links in which
+                // they guard, without an event of their own.
+                self.supervised.invalidate(&(change.tenant_id, change.user_id));
                 if change.change == MembershipChange::Removed {
                     self.supervised.invalidate_all();
                 }
@@ -526,6 +537,18 @@ mod tests {
         });
         assert_ne!(signal.version(), before, "its connections are told");
         assert_eq!(name_of(&cache, &db, id).await.as_deref(), Some("After"));
+    }
+
+    #[tokio::test]
+    async fn a_unit_of_work_of_this_instance_applies_before_its_delivery() {
+        let (db, id) = database_with_one_account().await;
+        let bus = EventBus::detached();
+        let cache = IdentityCache::new(&bus, db.clone(), 100);
+        assert_eq!(name_of(&cache, &db, id).await.as_deref(), Some("Before"));
+        rename_silently(&db, id, "Committed").await;
+        // Delivery has not run (a detached bus never delivers).
+        cache.apply_committed(&[Event::account(AccountChange::Updated, id, Utc::now())]);
+        assert_eq!(name_of(&cache, &db, id).await.as_deref(), Some("Committed"));
     }
 
     #[tokio::test]

@@ -216,7 +216,9 @@ async fn watch_connection(
                         version,
                     },
                     Err(error) => {
-                        retry_later(&error).await;
+                        if !retry_later(&error, &sender).await {
+                            return;
+                        }
                         continue;
                     }
                 }
@@ -228,7 +230,9 @@ async fn watch_connection(
                 Standing::Ended(Ending::Refused("the credentials changed".to_owned()))
             }
             Err(error) => {
-                retry_later(&error).await;
+                if !retry_later(&error, &sender).await {
+                    return;
+                }
                 continue;
             }
         };
@@ -257,10 +261,14 @@ async fn watch_connection(
 }
 
 /// A transient failure (the database): look again shortly.
-async fn retry_later(error: &AppError) {
+/// Whether to try again: false once the connection has closed meanwhile.
+async fn retry_later(error: &AppError, sender: &watch::Sender<Standing>) -> bool {
     tracing::warn!(
         code = error.code(),
         "could not check a connection's identity; retrying"
     );
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    tokio::select! {
+        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => true,
+        () = sender.closed() => false,
+    }
 }

@@ -6,13 +6,15 @@
 use std::sync::atomic::Ordering;
 
 use chrono::Duration;
+use entity::session_context_change::{self, ContextChangeEventType};
 use entity::session_log::{self, SessionEndReason};
+use entity::tenant_membership::MembershipRole;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::backend_tests;
-use crate::fixtures::World;
+use crate::fixtures::{World, add_membership};
 use crate::helpers::{Backend, TestApp, TestDatabase, error_code, test_epoch};
 use crate::ws_client::{WsClient, wait_for_subscribers};
 
@@ -223,6 +225,38 @@ async fn an_administrator_watches_a_members_login_session_and_nobody_else_may(ba
     );
 }
 
+async fn an_administrators_watch_ends_when_the_login_session_leaves_the_tenant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    add_membership(
+        &app.db,
+        world.users["user"],
+        world.beta,
+        MembershipRole::Member,
+        false,
+    )
+    .await;
+    let member = world.login(&app, "user").await;
+    let watched = login_session_of(&app, &world, "user").await.id;
+    let admin = world.login(&app, "admin").await;
+    let mut console = WsClient::connect(&app, Some(&admin)).await;
+    console.subscribe("watch", EVENTS, json!({ "id": watched })).await;
+    wait_for_subscribers(&app, 1).await;
+    app.ok_as(
+        &member,
+        "mutation($t: UUID!) { switchTenant(tenantId: $t) { role } }",
+        json!({ "t": world.beta }),
+    )
+    .await;
+    let switched = console.next_data("watch").await["loginSessionEvents"].clone();
+    assert_eq!(switched["kind"], "TENANT_SWITCHED");
+    assert_eq!(
+        console.receive().await,
+        json!({ "id": "watch", "type": "complete" }),
+        "nothing of what it does in another tenant"
+    );
+}
+
 async fn a_change_of_role_ends_the_subscriptions_at_once_but_keeps_the_socket(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let world = World::create(&app.db).await;
@@ -298,6 +332,7 @@ backend_tests!(
     staying_signed_in_moves_the_deadline_and_tells_every_client_of_the_user,
     an_administrator_watches_a_members_login_session_and_nobody_else_may,
     a_change_of_role_ends_the_subscriptions_at_once_but_keeps_the_socket,
+    an_administrators_watch_ends_when_the_login_session_leaves_the_tenant,
 );
 
 /// Two instances on one PostgreSQL database.
@@ -382,4 +417,55 @@ async fn membership_changes_on_one_instance_apply_on_another_within_one_delivery
     deliver_everything(&second).await;
     let refused = second.error_as(Some(&guardian), context, json!({})).await;
     assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+}
+
+/// Losing access to the active tenant on one instance resets the context
+/// to the default tenant on the other (document 002), recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_active_tenant_on_one_instance_resets_the_context_on_another() {
+    let Some((first, second, world)) = two_instances().await else {
+        return;
+    };
+    add_membership(
+        &first.db,
+        world.users["user"],
+        world.beta,
+        MembershipRole::Member,
+        false,
+    )
+    .await;
+    let member = world.login(&second, "user").await;
+    let context = "{ me { activeTenant { id } } }";
+    second
+        .ok_as(
+            &member,
+            "mutation($t: UUID!) { switchTenant(tenantId: $t) { role } }",
+            json!({ "t": world.beta }),
+        )
+        .await;
+    assert_eq!(
+        second.ok_as(&member, context, json!({})).await["me"]["activeTenant"]["id"],
+        json!(world.beta)
+    );
+    let beta_admin = world.login(&first, "other_admin").await;
+    first
+        .ok_as(
+            &beta_admin,
+            "mutation($u: UUID!) { removeMembership(userId: $u) }",
+            json!({ "u": world.users["user"] }),
+        )
+        .await;
+    deliver_everything(&second).await;
+    assert_eq!(
+        second.ok_as(&member, context, json!({})).await["me"]["activeTenant"]["id"],
+        json!(world.alpha),
+        "reset to the default tenant"
+    );
+    let resets = session_context_change::Entity::find()
+        .filter(session_context_change::Column::UserId.eq(world.users["user"]))
+        .filter(session_context_change::Column::EventType.eq(ContextChangeEventType::ResetToDefaultTenant))
+        .all(&first.db)
+        .await
+        .unwrap();
+    assert_eq!(resets.len(), 1);
 }

@@ -116,8 +116,11 @@ impl Watch {
                 | LoginSessionChange::TenantSwitched
                 | LoginSessionChange::Extended
         );
-        let watched_one_ended = self.admin_scope.is_some() && ended;
-        if (ended && change.login_session_id == self.viewer.login_session_id) || watched_one_ended {
+        // An administrator's watch ends with the login session, and when it
+        // leaves the administrator's tenant.
+        let watch_over =
+            self.admin_scope.is_some() && (ended || change.change == LoginSessionChange::TenantSwitched);
+        if (ended && change.login_session_id == self.viewer.login_session_id) || watch_over {
             // This connection's own login session (or the one watched) ended:
             // tell it, then stop.
             Step::DeliverAndStop(delivered)
