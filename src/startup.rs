@@ -151,8 +151,13 @@ impl Application {
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }
-        // Activity seen but not yet written would otherwise be lost.
-        self.state.identity.settle_activity().await;
+        // Activity seen but not yet written would otherwise be lost; a
+        // database that is down does not hold the shutdown.
+        let settled =
+            tokio::time::timeout(ACTIVITY_FLUSH_PATIENCE, self.state.identity.settle_activity()).await;
+        if settled.is_err() {
+            tracing::warn!("recent activity could not be written before shutdown");
+        }
         served
     }
 
@@ -161,6 +166,9 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 }
+
+/// How long shutdown waits for the activity not yet written.
+const ACTIVITY_FLUSH_PATIENCE: Duration = Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

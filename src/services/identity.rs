@@ -361,6 +361,7 @@ impl Inner {
         *invalidations += 1;
         match event {
             Event::LoginSession(change) => {
+                self.keep_activity(change.login_session_id);
                 self.sessions.invalidate(&change.login_session_id);
                 self.signal(change.user_id);
             }
@@ -395,6 +396,18 @@ impl Inner {
             // Timeouts may have changed: every deadline is to be looked at again.
             Event::SettingsChanged(_) => self.everyone.send_modify(|version| *version += 1),
             Event::Organisation(_) | Event::Session(_) | Event::Unlock(_) => {}
+        }
+    }
+
+    /// Queues the write of activity seen here but not yet written, before
+    /// the entry that holds it is dropped: otherwise the reloaded row would
+    /// bring the idle deadline forward.
+    fn keep_activity(&self, login_session_id: Uuid) {
+        if let Some(entry) = self.sessions.get(&login_session_id) {
+            let activity = entry.activity();
+            if activity.last_active > activity.persisted {
+                self.writes.queue(login_session_id, activity.last_active);
+            }
         }
     }
 
@@ -537,6 +550,77 @@ mod tests {
         });
         assert_ne!(signal.version(), before, "its connections are told");
         assert_eq!(name_of(&cache, &db, id).await.as_deref(), Some("After"));
+    }
+
+    #[tokio::test]
+    async fn activity_not_yet_written_survives_the_entry_being_dropped() {
+        let (db, user_id) = database_with_one_account().await;
+        let login = Utc::now() - Duration::minutes(5);
+        let id = Uuid::now_v7();
+        session_log::ActiveModel {
+            id: Set(id),
+            user_id: Set(user_id),
+            tenant_id: Set(None),
+            login_at: Set(login),
+            logout_at: Set(None),
+            last_seen_at: Set(login),
+            user_agent: Set(None),
+            ip_address: Set(None),
+            device_info: Set(None),
+            end_reason: Set(None),
+            expiry_warned_for: Set(None),
+            created_at: Set(login),
+            updated_at: Set(login),
+        }
+        .insert(&db)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+        let bus = EventBus::detached();
+        let cache = IdentityCache::new(&bus, db.clone(), 100);
+        let entry = cache
+            .login_session(&db, id)
+            .await
+            .unwrap_or_else(|error| panic!("{error:?}"))
+            .unwrap_or_else(|| panic!("the login session"));
+        let active = login + Duration::seconds(10);
+        cache.record_activity(&entry, active, 60);
+        cache.settle_activity().await;
+        let stored = |db: DatabaseConnection| async move {
+            session_log::Entity::find_by_id(id)
+                .one(&db)
+                .await
+                .ok()
+                .flatten()
+                .map(|row| row.last_seen_at)
+        };
+        assert_eq!(
+            stored(db.clone()).await,
+            Some(login),
+            "within the resolution: not written"
+        );
+        bus.inject(Logged {
+            id: 1,
+            event: Event::LoginSession(crate::events::LoginSessionEvent {
+                change: crate::events::LoginSessionChange::TenantSwitched,
+                login_session_id: id,
+                user_id,
+                end_reason: None,
+                expires_at: None,
+                occurred_at: active,
+            }),
+        });
+        cache.settle_activity().await;
+        assert_eq!(
+            stored(db.clone()).await,
+            Some(active),
+            "written as the entry went"
+        );
+        let reloaded = cache
+            .login_session(&db, id)
+            .await
+            .unwrap_or_else(|error| panic!("{error:?}"))
+            .map(|entry| entry.current().last_seen_at);
+        assert_eq!(reloaded, Some(active));
     }
 
     #[tokio::test]
