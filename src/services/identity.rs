@@ -170,7 +170,7 @@ impl IdentityCache {
         let observer = Arc::downgrade(&cache.inner);
         bus.observe(move |event| {
             if let Some(inner) = observer.upgrade() {
-                inner.on_event(event);
+                inner.on_event(event, Signal::Watchers);
             }
         });
         cache
@@ -304,10 +304,13 @@ impl IdentityCache {
     }
 
     /// Drops what the events of a unit of work of this instance changed,
-    /// as soon as it has committed (delivery drops it again, harmlessly).
+    /// as soon as it has committed (delivery drops it again, harmlessly):
+    /// requests see the change at once. Connections are told at delivery,
+    /// so that the event which ended a login session reaches its
+    /// subscribers before the end does.
     pub(crate) fn apply_committed(&self, events: &[Event]) {
         for event in events {
-            self.inner.on_event(event);
+            self.inner.on_event(event, Signal::Nobody);
         }
     }
 
@@ -356,14 +359,17 @@ impl Inner {
         Ok(loaded)
     }
 
-    fn on_event(&self, event: &Event) {
+    fn on_event(&self, event: &Event, signal: Signal) {
+        let watchers = signal == Signal::Watchers;
         let mut invalidations = self.invalidations.lock().unwrap_or_else(PoisonError::into_inner);
         *invalidations += 1;
         match event {
             Event::LoginSession(change) => {
                 self.keep_activity(change.login_session_id);
                 self.sessions.invalidate(&change.login_session_id);
-                self.signal(change.user_id);
+                if watchers {
+                    self.signal(change.user_id);
+                }
             }
             Event::Account(change) => {
                 self.accounts.invalidate(&change.user_id);
@@ -372,7 +378,9 @@ impl Inner {
                     // Its links went with it.
                     self.supervised.invalidate_all();
                 }
-                self.signal(change.user_id);
+                if watchers {
+                    self.signal(change.user_id);
+                }
             }
             Event::Membership(change) => {
                 self.memberships.invalidate(&change.user_id);
@@ -382,7 +390,9 @@ impl Inner {
                 if change.change == MembershipChange::Removed {
                     self.supervised.invalidate_all();
                 }
-                self.signal(change.user_id);
+                if watchers {
+                    self.signal(change.user_id);
+                }
             }
             Event::GuardianLink(link) => {
                 self.supervised.invalidate(&(link.tenant_id, link.guardian_id));
@@ -391,10 +401,16 @@ impl Inner {
                 // What went with a tenant or a school (memberships, links,
                 // login sessions' contexts) is not announced row by row.
                 self.invalidate_everything();
-                self.everyone.send_modify(|version| *version += 1);
+                if watchers {
+                    self.everyone.send_modify(|version| *version += 1);
+                }
             }
             // Timeouts may have changed: every deadline is to be looked at again.
-            Event::SettingsChanged(_) => self.everyone.send_modify(|version| *version += 1),
+            Event::SettingsChanged(_) => {
+                if watchers {
+                    self.everyone.send_modify(|version| *version += 1);
+                }
+            }
             Event::Organisation(_) | Event::Session(_) | Event::Unlock(_) => {}
         }
     }
@@ -424,6 +440,15 @@ impl Inner {
             sender.send_modify(|version| *version += 1);
         }
     }
+}
+
+/// Whether dropping entries also tells the connections watching them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// At delivery: connections look at their identity again.
+    Watchers,
+    /// At commit: only the entries go.
+    Nobody,
 }
 
 /// The `last_seen_at` writes waiting for the flusher: at most one per

@@ -1,5 +1,6 @@
-//! Live login-session events for the user's own clients: a warning before a
-//! login session expires, then its expiry or revocation.
+//! Live login-session events for the user's own clients (a warning before a
+//! login session expires, an extension, then its expiry or revocation), and
+//! for a tenant administrator watching one login session of a member.
 
 use async_graphql::{Context, Enum, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
