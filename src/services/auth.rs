@@ -316,14 +316,16 @@ async fn identify(
         return Ok(Identity::Rejected("the account no longer exists".to_owned()));
     };
     let memberships = cache.memberships(db, account.id).await?;
-    let tenant_id = entry.row.tenant_id;
-    let school_id = memberships
-        .iter()
-        .find(|membership| Some(membership.tenant_id) == tenant_id)
-        .and_then(|membership| membership.school_id);
     // Timeouts are enforced here too, not only by the sweeper: no request
     // runs in a login session past its idle or absolute timeout.
-    let settings = effective_for_member(db, &state.settings_cache, &account, tenant_id, school_id).await?;
+    let settings = effective_for_member(
+        db,
+        &state.settings_cache,
+        &account,
+        &memberships,
+        entry.row.tenant_id,
+    )
+    .await?;
     let mut log = entry.current();
     if now >= deadline(&log, &settings).at {
         // Past its deadline as far as this instance knows: another may have
@@ -381,28 +383,22 @@ async fn identify(
 
 /// When the login session of `viewer` next needs looking at without any
 /// event: its idle or absolute deadline (as this instance knows its
-/// activity), or its token's expiry if sooner. `None` once it is gone.
+/// activity), or its token's expiry if sooner.
 pub(crate) async fn next_deadline(
     state: &AppState,
     viewer: &UserIdentity,
     token_expires_at: DateTime<Utc>,
-) -> AppResult<Option<DateTime<Utc>>> {
-    let (db, cache) = (&state.db, &state.identity);
-    let Some(entry) = cache.login_session(db, viewer.login_session_id).await? else {
-        return Ok(None);
-    };
-    let Some(account) = cache.account(db, viewer.user_id).await? else {
-        return Ok(None);
-    };
-    let memberships = cache.memberships(db, account.id).await?;
-    let log = entry.current();
-    let school_id = memberships
-        .iter()
-        .find(|membership| Some(membership.tenant_id) == log.tenant_id)
-        .and_then(|membership| membership.school_id);
-    let settings =
-        effective_for_member(db, &state.settings_cache, &account, log.tenant_id, school_id).await?;
-    Ok(Some(deadline(&log, &settings).at.min(token_expires_at)))
+) -> AppResult<DateTime<Utc>> {
+    let log = &viewer.login_session;
+    let settings = effective_for_member(
+        &state.db,
+        &state.settings_cache,
+        &viewer.account,
+        &viewer.memberships,
+        log.tenant_id,
+    )
+    .await?;
+    Ok(deadline(log, &settings).at.min(token_expires_at))
 }
 
 /// How an end reason reads in a message.

@@ -212,7 +212,7 @@ async fn watch_connection(
                 match Box::pin(next_deadline(&state, &viewer, token_expires_at)).await {
                     Ok(deadline) => Standing::Valid {
                         viewer,
-                        deadline,
+                        deadline: Some(deadline),
                         version,
                     },
                     Err(error) => {

@@ -152,12 +152,14 @@ pub(crate) async fn extend(
         // Ended between authentication and this write.
         return Err(AppError::LoginSessionEnded(reason));
     }
-    let school_id = viewer
-        .memberships
-        .iter()
-        .find(|membership| Some(membership.tenant_id) == viewer.tenant_id)
-        .and_then(|membership| membership.school_id);
-    let effective = effective_for_member(db, settings, &viewer.account, viewer.tenant_id, school_id).await?;
+    let effective = effective_for_member(
+        db,
+        settings,
+        &viewer.account,
+        &viewer.memberships,
+        viewer.tenant_id,
+    )
+    .await?;
     let due = deadline(&row, &effective);
     let extended = Event::LoginSession(LoginSessionEvent {
         change: LoginSessionChange::Extended,

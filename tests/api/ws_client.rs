@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use crate::helpers::TestApp;
@@ -50,6 +51,30 @@ impl WsClient {
 
     /// The next protocol message (pings answered, pongs skipped).
     pub async fn receive(&mut self) -> Value {
+        match self.next_frame().await {
+            Frame::Message(value) => value,
+            Frame::Closed(frame) => panic!("the server closed the socket: {frame:?}"),
+        }
+    }
+
+    /// Waits for the server to close the socket, answering pings and
+    /// collecting what it sent first; returns those messages and the close
+    /// frame's code and reason.
+    pub async fn closed(&mut self) -> (Vec<Value>, u16, String) {
+        let mut before = Vec::new();
+        loop {
+            match self.next_frame().await {
+                Frame::Message(value) => before.push(value),
+                Frame::Closed(Some(frame)) => {
+                    return (before, u16::from(frame.code), frame.reason.to_string());
+                }
+                Frame::Closed(None) => panic!("a close frame without a code"),
+            }
+        }
+    }
+
+    /// The next protocol message or the close (pings answered, pongs skipped).
+    async fn next_frame(&mut self) -> Frame {
         loop {
             let message = tokio::time::timeout(PATIENCE, self.socket.next())
                 .await
@@ -62,39 +87,10 @@ impl WsClient {
                     match value["type"].as_str() {
                         Some("ping") => self.send_raw(json!({ "type": "pong" })).await,
                         Some("pong") => {}
-                        _ => return value,
+                        _ => return Frame::Message(value),
                     }
                 }
-                Message::Close(frame) => panic!("the server closed the socket: {frame:?}"),
-                _ => {}
-            }
-        }
-    }
-
-    /// Waits for the server to close the socket, answering pings and
-    /// collecting what it sent first; returns those messages and the close
-    /// frame's code and reason.
-    pub async fn closed(&mut self) -> (Vec<Value>, u16, String) {
-        let mut before = Vec::new();
-        loop {
-            let message = tokio::time::timeout(PATIENCE, self.socket.next())
-                .await
-                .expect("the close in time")
-                .expect("a close frame before the end of the stream")
-                .expect("a valid frame");
-            match message {
-                Message::Text(text) => {
-                    let value: Value = serde_json::from_str(&text).unwrap();
-                    match value["type"].as_str() {
-                        Some("ping") => self.send_raw(json!({ "type": "pong" })).await,
-                        Some("pong") => {}
-                        _ => before.push(value),
-                    }
-                }
-                Message::Close(Some(frame)) => {
-                    return (before, u16::from(frame.code), frame.reason.to_string());
-                }
-                Message::Close(None) => panic!("a close frame without a code"),
+                Message::Close(frame) => return Frame::Closed(frame),
                 _ => {}
             }
         }
@@ -125,6 +121,14 @@ impl WsClient {
         assert!(payload.get("errors").is_none(), "{payload}");
         payload["data"].clone()
     }
+}
+
+/// What the server sent next.
+enum Frame {
+    /// A protocol message.
+    Message(Value),
+    /// The close frame.
+    Closed(Option<CloseFrame>),
 }
 
 /// Waits until `app`'s event bus has `count` subscribers, so that what the

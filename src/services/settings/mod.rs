@@ -124,15 +124,20 @@ pub(crate) async fn effective_for(
     Ok(resolution::resolve(&layers).effective())
 }
 
-/// Like [`effective_for`] when the user's school in `tenant_id` is known
-/// (from their membership there): no query at all when the levels are cached.
+/// Like [`effective_for`] when the user's `memberships` are known (their
+/// school in `tenant_id` is that membership's): no query at all when the
+/// levels are cached.
 pub(crate) async fn effective_for_member(
     db: &impl ConnectionTrait,
     cache: &SettingsCache,
     user: &user::Model,
+    memberships: &[tenant_membership::Model],
     tenant_id: Option<Uuid>,
-    school_id: Option<Uuid>,
 ) -> AppResult<EffectiveSettings> {
+    let school_id = memberships
+        .iter()
+        .find(|membership| Some(membership.tenant_id) == tenant_id)
+        .and_then(|membership| membership.school_id);
     let (layers, _) = user_layers(db, cache, user, tenant_id, Some(school_id)).await?;
     Ok(resolution::resolve(&layers).effective())
 }
