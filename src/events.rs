@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -386,6 +386,8 @@ struct Inner {
     /// Whether this instance has seen every event committed so far.
     trust: Arc<Trust>,
     retention_days: i64,
+    /// Subscriptions in place (see [`EventBus::subscriber_count`]).
+    listening: Arc<AtomicUsize>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -442,6 +444,7 @@ impl EventBus {
                 observers,
                 trust,
                 retention_days: settings.retention_days,
+                listening: Arc::default(),
                 tasks,
             }),
         })
@@ -483,10 +486,17 @@ impl EventBus {
         self.inner.trust.epoch.load(Ordering::SeqCst)
     }
 
-    /// How many receivers this instance has right now (tests wait for a
-    /// subscription to be in place before triggering its events).
+    /// How many subscriptions are in place on this instance right now: one
+    /// per feed of its own, one per subscriber of a shared one (tests wait
+    /// for a subscription to be in place before triggering its events).
     pub fn subscriber_count(&self) -> usize {
-        self.inner.sender.receiver_count()
+        self.inner.listening.load(Ordering::SeqCst)
+    }
+
+    /// Counts one subscription in place for as long as it is held.
+    pub(crate) fn listening(&self) -> Listening {
+        self.inner.listening.fetch_add(1, Ordering::SeqCst);
+        Listening(self.inner.listening.clone())
     }
 
     /// The id of the last event this instance delivered.
@@ -536,6 +546,7 @@ impl EventBus {
             None => (end.max(self.delivered()), false),
         };
         Ok(Feed {
+            listening: Some(self.listening()),
             bus: self.clone(),
             receiver,
             last,
@@ -568,6 +579,7 @@ impl EventBus {
                 observers: Observers::default(),
                 trust: Arc::new(Trust::default()),
                 retention_days: 7,
+                listening: Arc::default(),
                 tasks: Vec::new(),
             }),
         }
@@ -642,6 +654,8 @@ impl Observers {
 /// once, in order.
 #[derive(Debug)]
 pub(crate) struct Feed {
+    /// Counts the feed as a subscription, unless it serves many.
+    listening: Option<Listening>,
     bus: EventBus,
     receiver: broadcast::Receiver<Arc<Logged>>,
     /// The id of the last event handed out (or the cursor resumed from).
@@ -654,6 +668,13 @@ pub(crate) struct Feed {
 }
 
 impl Feed {
+    /// The feed of a shared subscription: its subscribers count
+    /// themselves, not the feed.
+    pub fn shared(mut self) -> Self {
+        self.listening = None;
+        self
+    }
+
     /// The next event if it is already here (delivered to this feed, not
     /// to be read from the log): never waits.
     pub fn try_next(&mut self) -> Option<Arc<Logged>> {
@@ -719,6 +740,16 @@ impl Feed {
                 Err(broadcast::error::RecvError::Closed) => return Ok(None),
             }
         }
+    }
+}
+
+/// One subscription in place, counted until dropped.
+#[derive(Debug)]
+pub(crate) struct Listening(Arc<AtomicUsize>);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -14,6 +14,8 @@ use crate::config::Settings;
 use crate::error::AppError;
 use crate::events::EventBus;
 use crate::graphql::build_schema;
+use crate::graphql::fanout::SharedSubscriptions;
+use crate::graphql::sessions::SHARED_FIELDS;
 use crate::http::{HttpState, router};
 use crate::jobs::spawn_expiry_sweeper;
 use crate::services::auth::Authenticator;
@@ -101,9 +103,11 @@ impl Application {
             passwords,
         };
         let schema = build_schema(state.clone());
+        let shared = SharedSubscriptions::new(schema.clone(), state.clone(), &SHARED_FIELDS);
         let router = router(HttpState {
             schema,
             app: state.clone(),
+            shared: Arc::new(shared),
         });
         Ok(Self {
             listener,

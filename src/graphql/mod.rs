@@ -1,6 +1,7 @@
 //! The GraphQL schema: per-domain objects merged into one root.
 
 pub mod content;
+pub(crate) mod fanout;
 pub mod limits;
 pub mod loaders;
 pub mod login_sessions;

@@ -7,6 +7,7 @@ pub mod health;
 pub mod ws_endpoint;
 pub mod ws_protocol;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -22,6 +23,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+use crate::graphql::fanout::SharedSubscriptions;
 use crate::graphql::{AppSchema, AppState};
 
 /// Header carrying the request id, generated when the client sends none.
@@ -34,6 +36,8 @@ pub struct HttpState {
     pub schema: AppSchema,
     /// Long-lived handles (database, clock, settings).
     pub app: AppState,
+    /// The groups that live subscriptions share.
+    pub(crate) shared: Arc<SharedSubscriptions>,
 }
 
 /// Cross-origin access for the configured origins only: what GraphQL over

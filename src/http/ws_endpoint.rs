@@ -19,13 +19,14 @@ use tokio::sync::watch;
 
 use super::HttpState;
 use super::graphql::client_info;
-use super::ws_protocol::{self as ws, InitRejected, WsProtocol, WsSettings};
+use super::ws_protocol::{self as ws, InitRejected, Outcome, WsProtocol, WsSettings};
 use crate::auth::Identity;
 use crate::error::AppError;
 use crate::graphql::loaders::uncached_loaders;
+use crate::graphql::fanout::{SharedItem, SharedSubscriptions};
 use crate::graphql::{AppSchema, AppState};
 use crate::services::auth::{Activity, ClientInfo, LoginBudget, authenticate};
-use crate::services::live_identity::{Standing, Watcher};
+use crate::services::live_identity::{LiveIdentity, Standing, Watcher};
 use crate::services::scope::Scope;
 
 /// Upgrades the connection and serves GraphQL operations over it.
@@ -57,6 +58,7 @@ pub(crate) async fn handler(
     let watcher = Arc::new(watcher);
     let executor = ReauthenticatingExecutor {
         schema: state.schema.clone(),
+        shared: state.shared.clone(),
         app: app.clone(),
         credentials: credentials.clone(),
         watcher: watcher.clone(),
@@ -119,10 +121,11 @@ const WS_READ_BUFFER_BYTES: usize = 4096;
 const UNAUTHORIZED: u16 = 4401;
 
 /// Runs each WebSocket operation as the identity its connection's
-/// credentials have *now*.
+/// credentials have *now*; a live subscription joins its group.
 #[derive(Clone)]
 struct ReauthenticatingExecutor {
     schema: AppSchema,
+    shared: Arc<SharedSubscriptions>,
     app: AppState,
     credentials: Arc<Mutex<Option<String>>>,
     watcher: Arc<Watcher>,
@@ -137,43 +140,59 @@ impl ReauthenticatingExecutor {
     }
 }
 
-impl Executor for ReauthenticatingExecutor {
-    async fn execute(&self, request: Request) -> GraphqlResponse {
-        let authorization = self.credentials();
-        match prepare(&self.app, request, authorization, &self.watcher).await {
-            Ok(request) => self.schema.execute(request).await,
-            Err(error) => refusal(&error),
-        }
-    }
-
-    fn execute_stream(
-        &self,
-        request: Request,
-        session_data: Option<Arc<Data>>,
-    ) -> BoxStream<'static, GraphqlResponse> {
+impl ws::Operations for ReauthenticatingExecutor {
+    fn execute_stream(&self, request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Outcome> {
         let (schema, app, authorization) = (self.schema.clone(), self.app.clone(), self.credentials());
-        let watcher = self.watcher.clone();
+        let (shared, watcher) = (self.shared.clone(), self.watcher.clone());
         // Boxed apart from the stream, so that its memory is freed once the
         // operation runs rather than kept for as long as it does.
         let prepared = Box::pin(async move {
-            match prepare(&app, request, authorization, &watcher).await {
-                Ok(request) => Executor::execute_stream(&schema, request, session_data),
-                Err(error) => stream::once(future::ready(refusal(&error))).boxed(),
+            let (request, identity, live) = match prepare(&app, request, authorization, &watcher).await {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    let refused = Outcome::Response(Box::new(refusal(&error)));
+                    return stream::once(future::ready(refused)).boxed();
+                }
+            };
+            if let Some(live) = &live
+                && let Some(items) = shared.join(&request, &identity, live)
+            {
+                return items.map(outcome).boxed();
             }
+            let request = request
+                .data(uncached_loaders(app.db.clone(), Scope::of(&identity).ok()))
+                .data(identity)
+                .data(Arc::new(LoginBudget::default()));
+            let request = match live {
+                Some(live) => request.data(live),
+                None => request,
+            };
+            Executor::execute_stream(&schema, request, session_data)
+                .map(|response| Outcome::Response(Box::new(response)))
+                .boxed()
         });
         stream::once(prepared).flatten().boxed()
     }
 }
 
-/// Authenticates an operation (a user action: it counts as activity) and
-/// gives it its identity, scoped loaders, the connection's credentials and
-/// its live view of the connection's identity.
+/// What the socket makes of a shared subscription's item.
+fn outcome(item: SharedItem) -> Outcome {
+    match item {
+        SharedItem::Payload(payload) => Outcome::Shared(payload),
+        SharedItem::Response(response) => Outcome::Response(response),
+        SharedItem::TooFarBehind => Outcome::TooFarBehind,
+    }
+}
+
+/// Authenticates an operation (a user action: it counts as activity): its
+/// identity, its live view of the connection's identity (a logged-in
+/// user's), and the request with the connection's credentials.
 async fn prepare(
     app: &AppState,
     request: Request,
     authorization: Option<String>,
     watcher: &Watcher,
-) -> Result<Request, AppError> {
+) -> Result<(Request, Identity, Option<LiveIdentity>), AppError> {
     let identity = authenticate(app, app.clock.now(), authorization.as_deref(), Activity::Record).await?;
     let live = match &identity {
         Identity::Rejected(reason) => return Err(AppError::Unauthenticated(reason.clone())),
@@ -182,15 +201,7 @@ async fn prepare(
         Identity::User(viewer) => Some(watcher.live(viewer.user_id)),
         Identity::Anonymous | Identity::Service(_) => None,
     };
-    let request = request
-        .data(uncached_loaders(app.db.clone(), Scope::of(&identity).ok()))
-        .data(identity)
-        .data(Arc::new(LoginBudget::default()))
-        .data(ConnectionCredentials(authorization));
-    Ok(match live {
-        Some(live) => request.data(live),
-        None => request,
-    })
+    Ok((request.data(ConnectionCredentials(authorization)), identity, live))
 }
 
 /// A request error for a refused operation (sent as the protocol's `error`).

@@ -1,5 +1,6 @@
-//! GraphQL over WebSocket, implemented on top of axum's [`WebSocket`] and
-//! async-graphql's [`Executor::execute_stream`].
+//! GraphQL over WebSocket, implemented on top of axum's [`WebSocket`] and an
+//! [`Operations`] runner (async-graphql's [`Executor::execute_stream`], or
+//! one that hands out results computed once for many subscribers).
 //!
 //! Two subprotocols are spoken:
 //!
@@ -59,6 +60,7 @@ use futures_util::future::OptionFuture;
 use futures_util::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll};
 use futures_util::{FutureExt as _, StreamExt as _};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
@@ -94,6 +96,37 @@ mod code {
     pub(super) const TOO_MANY_INITS: u16 = 4429;
     /// Try again later: the client fell too far behind its results.
     pub(super) const TRY_AGAIN_LATER: u16 = 1013;
+}
+
+/// What an operation produces, one item at a time.
+pub enum Outcome {
+    /// A response of this operation alone (boxed: responses are large).
+    Response(Box<Response>),
+    /// A result computed once and shared by every subscriber it is for: the
+    /// JSON of the GraphQL response, written to each socket as it is.
+    Shared(Arc<RawValue>),
+    /// The operation fell too far behind what it was given: the connection
+    /// closes with 1013 ("try again later"), and the client resumes with
+    /// `after` once reconnected.
+    TooFarBehind,
+}
+
+/// Runs a connection's operations.
+pub trait Operations: Send + Sync + 'static {
+    /// The results of one operation, executed with the connection's data.
+    fn execute_stream(&self, request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Outcome>;
+}
+
+/// Runs every operation by itself with an async-graphql [`Executor`].
+pub struct Unshared<E>(pub E);
+
+impl<E: Executor> Operations for Unshared<E> {
+    fn execute_stream(&self, request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Outcome> {
+        self.0
+            .execute_stream(request, session_data)
+            .map(|response| Outcome::Response(Box::new(response)))
+            .boxed()
+    }
 }
 
 /// Which GraphQL-over-WebSocket subprotocol a connection speaks.
@@ -236,7 +269,7 @@ pub async fn serve<E, F, Fut>(
     on_init: F,
     closing: ClosingSignal,
 ) where
-    E: Executor,
+    E: Operations,
     F: FnOnce(Value) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Data, InitRejected>> + Send + 'static,
 {
@@ -351,8 +384,8 @@ enum OpEvent {
         id: Arc<str>,
         /// Distinguishes reuses of the same id.
         generation: u64,
-        /// The result (boxed: responses are large).
-        response: Box<Response>,
+        /// The result.
+        outcome: Outcome,
     },
     /// The stream ended (or was aborted).
     End {
@@ -428,7 +461,7 @@ struct Connection<E, F, Fut> {
 
 impl<E, F, Fut> Connection<E, F, Fut>
 where
-    E: Executor,
+    E: Operations,
     F: FnOnce(Value) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Data, InitRejected>> + Send + 'static,
 {
@@ -803,11 +836,11 @@ where
             let last = match self.protocol {
                 WsProtocol::GraphqlTransportWs => ServerMessage::Next {
                     id: &id,
-                    payload: &closing.response,
+                    payload: Payload::Response(&closing.response),
                 },
                 WsProtocol::GraphqlWs => ServerMessage::Data {
                     id: &id,
-                    payload: &closing.response,
+                    payload: Payload::Response(&closing.response),
                 },
             };
             self.send(&last).await?;
@@ -822,7 +855,7 @@ where
             OpEvent::Next {
                 id,
                 generation,
-                response,
+                outcome,
             } => {
                 let Some(operation) = self.operations.get_mut(&id) else {
                     return Ok(());
@@ -830,6 +863,19 @@ where
                 if operation.generation != generation {
                     return Ok(());
                 }
+                let response = match outcome {
+                    Outcome::Response(response) => response,
+                    Outcome::Shared(payload) => {
+                        operation.produced = true;
+                        let payload = Payload::Shared(&payload);
+                        let message = match self.protocol {
+                            WsProtocol::GraphqlTransportWs => ServerMessage::Next { id: &id, payload },
+                            WsProtocol::GraphqlWs => ServerMessage::Data { id: &id, payload },
+                        };
+                        return self.send(&message).await;
+                    }
+                    Outcome::TooFarBehind => return Err(too_far_behind()),
+                };
                 if !operation.produced && is_request_error(&response) {
                     // The operation failed before executing: `error`, no `complete`.
                     self.stop_operation(&id);
@@ -852,15 +898,10 @@ where
                     return self.send(&message).await;
                 }
                 operation.produced = true;
+                let payload = Payload::Response(&response);
                 let message = match self.protocol {
-                    WsProtocol::GraphqlTransportWs => ServerMessage::Next {
-                        id: &id,
-                        payload: &response,
-                    },
-                    WsProtocol::GraphqlWs => ServerMessage::Data {
-                        id: &id,
-                        payload: &response,
-                    },
+                    WsProtocol::GraphqlTransportWs => ServerMessage::Next { id: &id, payload },
+                    WsProtocol::GraphqlWs => ServerMessage::Data { id: &id, payload },
                 };
                 self.send(&message).await
             }
@@ -896,10 +937,7 @@ where
                 Ok(sent) => sent,
                 Err(_) => {
                     tracing::info!("websocket client too slow to take its messages: disconnected");
-                    return Err(Exit::close(
-                        code::TRY_AGAIN_LATER,
-                        "too far behind: reconnect, and resume with `after`",
-                    ));
+                    return Err(too_far_behind());
                 }
             }
         };
@@ -913,18 +951,26 @@ where
     }
 }
 
+/// The end of a connection whose client fell too far behind its results.
+fn too_far_behind() -> Exit {
+    Exit::close(
+        code::TRY_AGAIN_LATER,
+        "too far behind: reconnect, and resume with `after`",
+    )
+}
+
 /// Tags the results of an operation and appends an end marker.
 fn tag_results(
-    results: Abortable<BoxStream<'static, Response>>,
+    results: Abortable<BoxStream<'static, Outcome>>,
     id: Arc<str>,
     generation: u64,
 ) -> BoxStream<'static, OpEvent> {
     let end_id = Arc::clone(&id);
     results
-        .map(move |response| OpEvent::Next {
+        .map(move |outcome| OpEvent::Next {
             id: Arc::clone(&id),
             generation,
-            response: Box::new(response),
+            outcome,
         })
         .chain(
             async move {
@@ -971,14 +1017,14 @@ enum ServerMessage<'a> {
         /// Operation id.
         id: &'a str,
         /// The GraphQL response.
-        payload: &'a Response,
+        payload: Payload<'a>,
     },
     /// Legacy: a result.
     Data {
         /// Operation id.
         id: &'a str,
         /// The GraphQL response.
-        payload: &'a Response,
+        payload: Payload<'a>,
     },
     /// graphql-transport-ws: request error.
     Error {
@@ -1001,6 +1047,17 @@ enum ServerMessage<'a> {
         /// Operation id.
         id: &'a str,
     },
+}
+
+/// A GraphQL response to send: this operation's own, or one serialized
+/// once for many.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Payload<'a> {
+    /// Serialized here.
+    Response(&'a Response),
+    /// Already JSON.
+    Shared(&'a RawValue),
 }
 
 /// `{"message": …}`.
@@ -1377,7 +1434,7 @@ mod tests {
             serve(
                 socket,
                 protocol,
-                schema,
+                Unshared(schema),
                 settings,
                 on_init,
                 Box::pin(std::future::pending()),

@@ -18,7 +18,7 @@ use crate::auth::{Identity, UserIdentity};
 use crate::error::{AppError, AppResult};
 
 /// How much of the active tenant the viewer may see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reach {
     /// Everything of the tenant (tenant admin, super admin).
     Tenant,
@@ -29,7 +29,7 @@ pub enum Reach {
 }
 
 /// What one request may see and change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Scope {
     /// The active tenant.
     pub tenant_id: Uuid,

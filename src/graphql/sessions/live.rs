@@ -2,23 +2,24 @@
 //! expiry, revocation and config change, delivered only to subscribers
 //! allowed to see it (checked per event, in memory), from every server
 //! instance; ended with the reason when the subscriber's login session
-//! ends or their tenant or role changes.
+//! ends or their tenant or role changes. Live subscriptions are shared
+//! (`graphql::fanout`): each event's payload is resolved once for every
+//! subscriber of the same document.
 
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::Stream;
-use futures_util::stream;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use uuid::Uuid;
 
 use super::types::{Session, SessionStatus};
-use crate::auth::UserIdentity;
 use crate::error::AppError;
-use crate::events::{self, Event, Feed, Logged, SessionChange};
-use crate::graphql::{AppState, ContextExt, feed_after, live_identity};
-use crate::services::live_identity::LiveIdentity;
-use crate::services::scope::Scope;
+use crate::events::{self, Event, Logged, SessionChange};
+use crate::graphql::fanout::{SharedField, SharedSource, Subscriber, Verdict};
+use crate::graphql::{ContextExt, feed_after};
 use crate::services::sessions as service;
 
 /// What happened to a session.
@@ -111,8 +112,14 @@ impl SessionStatusEvent {
         }
         // An event logged before sessions were carried in it.
         let state = ctx.state()?;
-        let scope = ctx.scope()?;
-        match service::find_session(&state.db, &scope, self.change.session_id).await {
+        let found = if ctx.data_opt::<Arc<SharedSource>>().is_some() && ctx.scope().is_err() {
+            // A tenant's group: each of its subscribers was admitted to
+            // this event by the rule that scopes reads of the session.
+            service::find_session_of_event(&state.db, self.change.session_id).await
+        } else {
+            service::find_session(&state.db, &ctx.scope()?, self.change.session_id).await
+        };
+        match found {
             Ok(row) => Ok(Some(Session(row))),
             Err(AppError::NotFound { .. }) => Ok(None),
             Err(error) => Err(error.into()),
@@ -151,36 +158,7 @@ impl Interest {
     }
 }
 
-/// What to do with one event for one subscriber.
-enum Verdict<T> {
-    Skip,
-    Deliver(T),
-    Stop(AppError),
-}
-
-/// The subscriber of one subscription: who they are and what they may see.
-#[derive(Clone)]
-struct Subscriber {
-    state: AppState,
-    viewer: Arc<UserIdentity>,
-    scope: Scope,
-}
-
 impl Subscriber {
-    fn new(ctx: &Context<'_>) -> Result<(Self, LiveIdentity), AppError> {
-        let scope = ctx.scope()?;
-        let viewer = ctx.viewer()?.clone();
-        let live = live_identity(ctx)?;
-        Ok((
-            Self {
-                state: ctx.state()?.clone(),
-                viewer,
-                scope,
-            },
-            live,
-        ))
-    }
-
     /// Loads the guardian links the subscriber's events will be checked
     /// against now, rather than all subscribers at once at the first event.
     async fn warm(&self) -> Result<(), AppError> {
@@ -215,54 +193,6 @@ impl Subscriber {
         }
     }
 
-    /// A stream of what `pick` makes of the events of `feed`, for as long
-    /// as the connection's identity admits the subscription: it ends with
-    /// the reason as soon as the login session ends or the tenant or role
-    /// changes, not at the next event, and delivers nothing after that.
-    fn stream<T, F, Fut>(
-        self,
-        live: LiveIdentity,
-        feed: Feed,
-        pick: F,
-    ) -> impl Stream<Item = Result<T>> + use<T, F, Fut>
-    where
-        T: Send + 'static,
-        F: Fn(Subscriber, Arc<Logged>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Verdict<T>> + Send,
-    {
-        stream::unfold(Some((feed, live, self, pick)), |state| async move {
-            let (mut feed, mut live, subscriber, pick) = state?;
-            loop {
-                let next = tokio::select! {
-                    biased;
-                    () = live.changed() => None,
-                    next = feed.next() => Some(next),
-                };
-                let Some(next) = next else {
-                    if let Err(error) = live.admits(&subscriber.scope).await {
-                        return Some((Err(error.into()), None));
-                    }
-                    continue;
-                };
-                match next {
-                    Ok(Some(logged)) => match pick(subscriber.clone(), logged).await {
-                        Verdict::Skip => {}
-                        Verdict::Deliver(item) => {
-                            // Nothing after the end, even an event that was
-                            // already on its way.
-                            if let Err(error) = live.admits(&subscriber.scope).await {
-                                return Some((Err(error.into()), None));
-                            }
-                            return Some((Ok(item), Some((feed, live, subscriber, pick))));
-                        }
-                        Verdict::Stop(error) => return Some((Err(error.into()), None)),
-                    },
-                    Ok(None) => return None,
-                    Err(error) => return Some((Err(error.into()), None)),
-                }
-            }
-        })
-    }
 }
 
 /// Session subscriptions (WebSocket, authenticated by `connection_init`).
@@ -284,38 +214,32 @@ impl SessionsSubscription {
             desc = "Resume after this `eventId`: first the events since it that you may see, then live."
         )]
         after: Option<String>,
-    ) -> Result<impl Stream<Item = Result<SessionStatusEvent>> + use<>> {
+    ) -> Result<BoxStream<'static, Result<SessionStatusEvent>>> {
         let interest = Interest {
             session_id,
             user_id,
             guardian_id,
         };
+        if let Some(source) = ctx.data_opt::<Arc<SharedSource>>() {
+            // A group's run: every event of its tenant that matches; each
+            // subscriber admits what it may see.
+            let tenant_id = source.tenant_id;
+            let feed = feed_after(ctx.state()?, None, &["SESSION"], Some(tenant_id)).await?;
+            let pick = move |logged: &Logged| status_event(logged, interest, tenant_id);
+            return Ok(source.clone().stream(feed, pick).boxed());
+        }
         let (subscriber, live) = Subscriber::new(ctx)?;
         subscriber.warm().await?;
         let tenant = Some(subscriber.scope.tenant_id);
         let feed = feed_after(&subscriber.state, after.as_deref(), &["SESSION"], tenant).await?;
-        Ok(
-            subscriber.stream(live, feed, move |subscriber, logged| async move {
-                let Event::Session(change) = &logged.event else {
+        Ok(subscriber
+            .stream(live, feed, move |subscriber, logged| async move {
+                let Some(event) = status_event(&logged, interest, subscriber.scope.tenant_id) else {
                     return Verdict::Skip;
                 };
-                // The cheap checks first: nothing of another tenant is visible.
-                if !interest.matches(change) || change.tenant_id != subscriber.scope.tenant_id {
-                    return Verdict::Skip;
-                }
-                match subscriber
-                    .admit(change.tenant_id, change.user_id, change.guardian_id)
-                    .await
-                {
-                    Verdict::Deliver(()) => Verdict::Deliver(SessionStatusEvent {
-                        cursor: logged.cursor(),
-                        change: change.clone(),
-                    }),
-                    Verdict::Skip => Verdict::Skip,
-                    Verdict::Stop(error) => Verdict::Stop(error),
-                }
-            }),
-        )
+                admit_status(&subscriber, &logged).await.map(|()| event)
+            })
+            .boxed())
     }
 
     /// For guardians: a notification whenever a session you supervise is
@@ -325,34 +249,130 @@ impl SessionsSubscription {
         ctx: &Context<'_>,
         #[graphql(desc = "Resume after this `eventId`: first the notifications since it, then live.")]
         after: Option<String>,
-    ) -> Result<impl Stream<Item = Result<UnlockNotification>> + use<>> {
+    ) -> Result<BoxStream<'static, Result<UnlockNotification>>> {
+        if let Some(source) = ctx.data_opt::<Arc<SharedSource>>() {
+            let tenant_id = source.tenant_id;
+            let feed = feed_after(ctx.state()?, None, &["UNLOCK"], Some(tenant_id)).await?;
+            let pick = move |logged: &Logged| unlock_notification(logged, tenant_id);
+            return Ok(source.clone().stream(feed, pick).boxed());
+        }
         let (subscriber, live) = Subscriber::new(ctx)?;
         subscriber.warm().await?;
         let tenant = Some(subscriber.scope.tenant_id);
         let feed = feed_after(&subscriber.state, after.as_deref(), &["UNLOCK"], tenant).await?;
-        Ok(subscriber.stream(live, feed, |subscriber, logged| async move {
-            let Event::Unlock(unlock) = &logged.event else {
-                return Verdict::Skip;
-            };
-            if unlock.guardian_id != subscriber.viewer.user_id
-                || unlock.tenant_id != subscriber.scope.tenant_id
-            {
-                return Verdict::Skip;
-            }
-            match subscriber
-                .admit(unlock.tenant_id, unlock.user_id, Some(unlock.guardian_id))
-                .await
-            {
-                Verdict::Deliver(()) => Verdict::Deliver(UnlockNotification {
-                    event_id: logged.cursor(),
-                    session_id: unlock.session_id,
-                    user_id: unlock.user_id,
-                    message: unlock.message.clone(),
-                    occurred_at: unlock.occurred_at,
-                }),
-                Verdict::Skip => Verdict::Skip,
-                Verdict::Stop(error) => Verdict::Stop(error),
-            }
-        }))
+        Ok(subscriber
+            .stream(live, feed, |subscriber, logged| async move {
+                let Some(notification) = unlock_notification(&logged, subscriber.scope.tenant_id) else {
+                    return Verdict::Skip;
+                };
+                admit_unlock(&subscriber, &logged).await.map(|()| notification)
+            })
+            .boxed())
     }
 }
+
+/// The event as `sessionStatusChanged` gives it, if it is one that
+/// matches the subscription's arguments in `tenant_id` (the cheap checks:
+/// nothing of another tenant is visible).
+fn status_event(logged: &Logged, interest: Interest, tenant_id: Uuid) -> Option<SessionStatusEvent> {
+    let Event::Session(change) = &logged.event else {
+        return None;
+    };
+    (interest.matches(change) && change.tenant_id == tenant_id).then(|| SessionStatusEvent {
+        cursor: logged.cursor(),
+        change: change.clone(),
+    })
+}
+
+/// The notification as `unlockNotifications` gives it, if the event is
+/// one of `tenant_id`.
+fn unlock_notification(logged: &Logged, tenant_id: Uuid) -> Option<UnlockNotification> {
+    let Event::Unlock(unlock) = &logged.event else {
+        return None;
+    };
+    (unlock.tenant_id == tenant_id).then(|| UnlockNotification {
+        event_id: logged.cursor(),
+        session_id: unlock.session_id,
+        user_id: unlock.user_id,
+        message: unlock.message.clone(),
+        occurred_at: unlock.occurred_at,
+    })
+}
+
+/// Whether the subscriber may see this session event.
+async fn admit_status(subscriber: &Subscriber, logged: &Logged) -> Verdict<()> {
+    let Event::Session(change) = &logged.event else {
+        return Verdict::Skip;
+    };
+    subscriber
+        .admit(change.tenant_id, change.user_id, change.guardian_id)
+        .await
+}
+
+/// Whether the subscriber is the guardian this unlock notification is for
+/// (and still supervises the user).
+async fn admit_unlock(subscriber: &Subscriber, logged: &Logged) -> Verdict<()> {
+    let Event::Unlock(unlock) = &logged.event else {
+        return Verdict::Skip;
+    };
+    if unlock.guardian_id != subscriber.viewer.user_id {
+        return Verdict::Skip;
+    }
+    subscriber
+        .admit(unlock.tenant_id, unlock.user_id, Some(unlock.guardian_id))
+        .await
+}
+
+fn warm(subscriber: &Subscriber) -> BoxFuture<'_, Result<(), AppError>> {
+    Box::pin(subscriber.warm())
+}
+
+fn shared_status<'a>(subscriber: &'a Subscriber, logged: &'a Logged) -> BoxFuture<'a, Verdict<()>> {
+    Box::pin(admit_status(subscriber, logged))
+}
+
+fn shared_unlock<'a>(subscriber: &'a Subscriber, logged: &'a Logged) -> BoxFuture<'a, Verdict<()>> {
+    Box::pin(admit_unlock(subscriber, logged))
+}
+
+/// The session subscriptions whose results are shared (see
+/// `graphql::fanout`), with the fields their events carry.
+pub(crate) static SHARED_FIELDS: [SharedField; 2] = [
+    SharedField {
+        name: "sessionStatusChanged",
+        item_type: "SessionStatusEvent",
+        carried: &[
+            ("SessionStatusEvent", "eventId", None),
+            ("SessionStatusEvent", "change", None),
+            ("SessionStatusEvent", "sessionId", None),
+            ("SessionStatusEvent", "status", None),
+            ("SessionStatusEvent", "userId", None),
+            ("SessionStatusEvent", "guardianId", None),
+            ("SessionStatusEvent", "occurredAt", None),
+            ("SessionStatusEvent", "session", Some("Session")),
+            ("Session", "id", None),
+            ("Session", "name", None),
+            ("Session", "sessionType", None),
+            ("Session", "status", None),
+            ("Session", "startTime", None),
+            ("Session", "endTime", None),
+            ("Session", "createdAt", None),
+            ("Session", "updatedAt", None),
+        ],
+        warm,
+        admit: shared_status,
+    },
+    SharedField {
+        name: "unlockNotifications",
+        item_type: "UnlockNotification",
+        carried: &[
+            ("UnlockNotification", "eventId", None),
+            ("UnlockNotification", "sessionId", None),
+            ("UnlockNotification", "userId", None),
+            ("UnlockNotification", "message", None),
+            ("UnlockNotification", "occurredAt", None),
+        ],
+        warm,
+        admit: shared_unlock,
+    },
+];

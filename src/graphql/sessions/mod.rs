@@ -22,6 +22,7 @@ pub use inputs::{
     SessionOrderField, StartSessionInput, UpdateSessionInput,
 };
 pub use live::{SessionChangeKind, SessionStatusEvent, SessionsSubscription, UnlockNotification};
+pub(crate) use live::SHARED_FIELDS;
 pub use state::{SessionState, SessionStateQuery};
 pub use types::{LockProfile, Module, Session, SessionConfig, SessionStatus, Video};
 

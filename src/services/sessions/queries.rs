@@ -251,6 +251,15 @@ pub async fn find_session(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) ->
         .ok_or(AppError::NotFound { resource: "session" })
 }
 
+/// A session by id, for the subscribers of one of its events: each was
+/// admitted to it by the rule that [`Scope::sessions`] applies to reads.
+pub async fn find_session_of_event(db: &impl ConnectionTrait, id: Uuid) -> AppResult<session::Model> {
+    session::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound { resource: "session" })
+}
+
 /// Who may ask about session state: another service (any session), or a
 /// user within their scope.
 #[derive(Debug, Clone, Copy)]
