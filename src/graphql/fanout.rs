@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
+    DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
+    SelectionSet,
 };
 use async_graphql::{Context, Executor, PathSegment, Pos, Positioned, Request, Response, Result, Variables};
 use async_graphql_value::{ConstValue, Value};
@@ -382,7 +383,9 @@ impl SharedSubscriptions {
             return None;
         }
         let fields: &'static [SharedField] = self.fields;
-        let field = fields.iter().find(|field| field.name == root.node.name.node.as_str())?;
+        let field = fields
+            .iter()
+            .find(|field| field.name == root.node.name.node.as_str())?;
         // A replay is the subscriber's own.
         if let Some(after) = root.node.get_argument("after")
             && !is_null(&after.node, operation, &request.variables)
@@ -448,7 +451,13 @@ impl SharedSubscriptions {
             operation = operation.data(identity.clone());
         }
         let (abort, registration) = AbortHandle::new_pair();
-        let run = run_group(self.schema.clone(), operation, source, sender.clone(), progress.clone());
+        let run = run_group(
+            self.schema.clone(),
+            operation,
+            source,
+            sender.clone(),
+            progress.clone(),
+        );
         tokio::spawn(Abortable::new(run, registration));
         let group = Arc::new(Group {
             sender,
@@ -663,9 +672,18 @@ fn carried_in<'d>(
             if !seen.insert((name, type_name)) {
                 return true;
             }
-            document.fragments.get(&spread.node.fragment_name.node).is_some_and(|fragment| {
-                carried_in(field, document, &fragment.node.selection_set.node, type_name, seen)
-            })
+            document
+                .fragments
+                .get(&spread.node.fragment_name.node)
+                .is_some_and(|fragment| {
+                    carried_in(
+                        field,
+                        document,
+                        &fragment.node.selection_set.node,
+                        type_name,
+                        seen,
+                    )
+                })
         }
         Selection::InlineFragment(inline) => {
             carried_in(field, document, &inline.node.selection_set.node, type_name, seen)

@@ -22,8 +22,8 @@ use super::graphql::client_info;
 use super::ws_protocol::{self as ws, InitRejected, Outcome, WsProtocol, WsSettings};
 use crate::auth::Identity;
 use crate::error::AppError;
-use crate::graphql::loaders::uncached_loaders;
 use crate::graphql::fanout::{SharedItem, SharedSubscriptions};
+use crate::graphql::loaders::uncached_loaders;
 use crate::graphql::{AppSchema, AppState};
 use crate::services::auth::{Activity, ClientInfo, LoginBudget, authenticate};
 use crate::services::live_identity::{LiveIdentity, Standing, Watcher};
@@ -141,7 +141,11 @@ impl ReauthenticatingExecutor {
 }
 
 impl ws::Operations for ReauthenticatingExecutor {
-    fn execute_stream(&self, request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Outcome> {
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Outcome> {
         let (schema, app, authorization) = (self.schema.clone(), self.app.clone(), self.credentials());
         let (shared, watcher) = (self.shared.clone(), self.watcher.clone());
         // Boxed apart from the stream, so that its memory is freed once the

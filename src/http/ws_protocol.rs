@@ -114,14 +114,22 @@ pub enum Outcome {
 /// Runs a connection's operations.
 pub trait Operations: Send + Sync + 'static {
     /// The results of one operation, executed with the connection's data.
-    fn execute_stream(&self, request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Outcome>;
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Outcome>;
 }
 
 /// Runs every operation by itself with an async-graphql [`Executor`].
 pub struct Unshared<E>(pub E);
 
 impl<E: Executor> Operations for Unshared<E> {
-    fn execute_stream(&self, request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Outcome> {
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Outcome> {
         self.0
             .execute_stream(request, session_data)
             .map(|response| Outcome::Response(Box::new(response)))
@@ -1411,6 +1419,22 @@ mod tests {
         }
     }
 
+    /// Runs the schema, except for a subscription named `Shared`, which
+    /// gets one result serialized elsewhere and then falls behind.
+    struct Sharing(Unshared<TestSchema>);
+
+    impl Operations for Sharing {
+        fn execute_stream(&self, request: Request, data: Option<Arc<Data>>) -> BoxStream<'static, Outcome> {
+            if !request.query.starts_with("subscription Shared") {
+                return self.0.execute_stream(request, data);
+            }
+            let payload = RawValue::from_string(r#"{"data":{"shared":[1,2]}}"#.to_owned())
+                .map(Arc::from)
+                .unwrap_or_else(|error| panic!("{error}"));
+            stream::iter([Outcome::Shared(payload), Outcome::TooFarBehind]).boxed()
+        }
+    }
+
     async fn on_init(payload: Value) -> Result<Data, InitRejected> {
         match payload.get("token").and_then(Value::as_str) {
             Some("ok") => {
@@ -1434,7 +1458,7 @@ mod tests {
             serve(
                 socket,
                 protocol,
-                Unshared(schema),
+                Sharing(Unshared(schema)),
                 settings,
                 on_init,
                 Box::pin(std::future::pending()),
@@ -1627,6 +1651,26 @@ mod tests {
         };
         assert!(received > 0, "the flood had begun");
         assert!(end.is_none_or(|code| code == 1013), "closed with {end:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_shared_result_is_sent_as_it_is_and_falling_behind_its_group_closes_1013() -> TestResult {
+        let server = TestServer::default().await?;
+        let mut client = server.connect(TRANSPORT).await?;
+        init(&mut client).await?;
+        send(
+            &mut client,
+            subscribe("7", "subscription Shared { numbers(count: 1) }"),
+        )
+        .await?;
+        assert_eq!(
+            recv(&mut client).await?,
+            json!({"id": "7", "type": "next", "payload": {"data": {"shared": [1, 2]}}})
+        );
+        let (code, reason) = recv_close(&mut client).await?;
+        assert_eq!(code, 1013);
+        assert!(reason.contains("after"), "{reason}");
         Ok(())
     }
 

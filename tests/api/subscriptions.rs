@@ -127,6 +127,85 @@ async fn only_subscribers_allowed_to_see_a_session_receive_its_events(backend: B
     );
 }
 
+/// Selects only what the event carries: one resolution for the tenant.
+const CARRIED: &str = "subscription { sessionStatusChanged { change sessionId session { name status } } }";
+/// Reaches the session's config, read in the viewer's scope: one
+/// resolution per viewer.
+const BEYOND: &str = "subscription { sessionStatusChanged { sessionId session { name config { label } } } }";
+
+async fn an_event_is_resolved_once_for_every_subscriber_of_the_same_document(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let admin = world.login(&app, "admin").await;
+    let mut clients = Vec::new();
+    for handle in ["user", "guardian", "admin", "other_guardian"] {
+        let token = world.login(&app, handle).await;
+        let mut client = WsClient::connect(&app, Some(&token)).await;
+        client.subscribe("s", CARRIED, json!({})).await;
+        clients.push((handle, client));
+    }
+    wait_for_subscribers(&app, clients.len()).await;
+    let before = app.state.gate.executed_operations();
+    rename(&app, &admin, world.sessions["user"], "Shared").await;
+    rename(&app, &admin, world.sessions["other_user"], "Also shared").await;
+    for (handle, client) in &mut clients {
+        let first = client.next_data("s").await["sessionStatusChanged"].clone();
+        let expected = if *handle == "other_guardian" {
+            "other_user"
+        } else {
+            "user"
+        };
+        assert_eq!(
+            first["sessionId"],
+            json!(world.sessions[expected]),
+            "{handle} first sees the change of {expected}"
+        );
+    }
+    let (_, admin_client) = &mut clients[2];
+    let second = admin_client.next_data("s").await["sessionStatusChanged"].clone();
+    assert_eq!(second["session"]["name"], "Also shared");
+    assert_eq!(
+        app.state.gate.executed_operations() - before,
+        4,
+        "two renames, and one resolution of each for all four subscribers"
+    );
+}
+
+async fn a_document_that_reaches_beyond_the_event_is_resolved_once_per_viewer(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let admin = world.login(&app, "admin").await;
+    let mut clients = Vec::new();
+    // The guardian on two devices, and the admin.
+    for handle in ["guardian", "guardian", "admin"] {
+        let token = world.login(&app, handle).await;
+        let mut client = WsClient::connect(&app, Some(&token)).await;
+        client.subscribe("s", BEYOND, json!({})).await;
+        clients.push(client);
+    }
+    wait_for_subscribers(&app, clients.len()).await;
+    app.ok_as(
+        &admin,
+        "mutation($id: UUID!) { setSessionConfig(sessionId: $id, input: { label: \"focus\" }) { id } }",
+        json!({ "id": world.sessions["user"] }),
+    )
+    .await;
+    let before = app.state.gate.executed_operations();
+    rename(&app, &admin, world.sessions["user"], "Scoped").await;
+    for client in &mut clients {
+        // The config change first, then the rename.
+        client.next_data("s").await;
+        let event = client.next_data("s").await["sessionStatusChanged"].clone();
+        assert_eq!(event["session"]["name"], "Scoped");
+        assert_eq!(event["session"]["config"]["label"], "focus");
+    }
+    assert_eq!(
+        app.state.gate.executed_operations() - before,
+        3,
+        "the rename, one resolution for the guardian's two connections and one for the admin"
+    );
+}
+
 async fn a_subscription_can_be_narrowed_to_one_session(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let world = World::create(&app.db).await;
@@ -408,6 +487,8 @@ backend_tests!(
     a_subscription_ends_when_its_subscriber_loses_their_role,
     a_guardian_sees_every_change_of_a_supervised_session_live,
     only_subscribers_allowed_to_see_a_session_receive_its_events,
+    an_event_is_resolved_once_for_every_subscriber_of_the_same_document,
+    a_document_that_reaches_beyond_the_event_is_resolved_once_per_viewer,
     a_subscription_can_be_narrowed_to_one_session,
     a_session_past_its_end_time_reads_as_expired_and_the_sweeper_announces_it,
     a_revoked_login_session_stops_its_subscriptions,

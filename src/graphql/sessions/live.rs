@@ -192,7 +192,6 @@ impl Subscriber {
             Err(error) => Verdict::Stop(error),
         }
     }
-
 }
 
 /// Session subscriptions (WebSocket, authenticated by `connection_init`).

@@ -21,8 +21,8 @@ pub use inputs::{
     ConfigInput, CreateSessionInput, LockProfileInput, OrderDirection, SessionFilterInput, SessionOrderBy,
     SessionOrderField, StartSessionInput, UpdateSessionInput,
 };
-pub use live::{SessionChangeKind, SessionStatusEvent, SessionsSubscription, UnlockNotification};
 pub(crate) use live::SHARED_FIELDS;
+pub use live::{SessionChangeKind, SessionStatusEvent, SessionsSubscription, UnlockNotification};
 pub use state::{SessionState, SessionStateQuery};
 pub use types::{LockProfile, Module, Session, SessionConfig, SessionStatus, Video};
 
