@@ -115,7 +115,7 @@ fn closing(mut standing: watch::Receiver<Standing>) -> ws::ClosingSignal {
 }
 
 /// The read buffer of one connection.
-const WS_READ_BUFFER_BYTES: usize = 4096;
+const WS_READ_BUFFER_BYTES: usize = 512;
 
 /// graphql-transport-ws's close code for credentials that no longer work.
 const UNAUTHORIZED: u16 = 4401;

@@ -495,16 +495,19 @@ where
                 Some(event) = self.streams.next(), if !self.streams.is_empty() => Step::Op(event),
                 closing = &mut self.closing => Step::Closing(Box::new(closing)),
             };
+            // The handlers of what seldom happens are boxed: a connection
+            // spends its life waiting here, and the size of what it waits
+            // in is what each idle connection costs.
             let flow = match step {
-                Step::Socket(message) => self.on_socket(message).await,
+                Step::Socket(message) => Box::pin(self.on_socket(message)).await,
                 Step::Init(result) => {
                     self.init_future = None;
-                    self.on_init_done(result).await
+                    Box::pin(self.on_init_done(result)).await
                 }
                 Step::Op(event) => self.on_op_event(event).await,
                 Step::KeepAlive => self.send(&ServerMessage::KeepAlive).await,
                 Step::InitTimeout => self.on_init_timeout().await,
-                Step::Closing(closing) => self.on_closing(*closing).await,
+                Step::Closing(closing) => Box::pin(self.on_closing(*closing)).await,
             };
             if let Err(exit) = flow {
                 return exit;
