@@ -177,6 +177,9 @@ pub(crate) struct SharedSource {
     progress: Arc<Progress>,
     /// Tells the group's subscribers when its feed is in place.
     sender: broadcast::Sender<GroupMessage>,
+    /// A viewer's group: its field, and the viewer every member shares
+    /// (the same scope). Events they may not see are not resolved at all.
+    viewer: Option<(&'static SharedField, Subscriber)>,
 }
 
 impl SharedSource {
@@ -193,18 +196,25 @@ impl SharedSource {
         T: Send + 'static,
         F: Fn(&Logged) -> Option<T> + Send + Sync + 'static,
     {
+        // Its members count themselves from here on.
+        let feed = feed.shared();
         // Flagged first: a subscriber joining meanwhile sees one or the other.
         self.progress.ready.store(true, Ordering::SeqCst);
         let _receivers = self.sender.send(GroupMessage::Ready);
-        stream::unfold(Some((feed.shared(), self, pick)), |state| async move {
+        stream::unfold(Some((feed, self, pick)), |state| async move {
             let (mut feed, source, pick) = state?;
             loop {
                 match feed.next().await {
                     Ok(Some(logged)) => {
-                        if let Some(item) = pick(&logged) {
-                            *source.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(logged);
-                            return Some((Ok(item), Some((feed, source, pick))));
+                        let Some(item) = pick(&logged) else { continue };
+                        if let Some((field, viewer)) = &source.viewer
+                            && !matches!((field.admit)(viewer, &logged).await, Verdict::Deliver(()))
+                        {
+                            // Each member checks again (and ends on an error).
+                            continue;
                         }
+                        *source.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(logged);
+                        return Some((Ok(item), Some((feed, source, pick))));
                     }
                     Ok(None) => return None,
                     Err(error) => return Some((Err(error.into()), None)),
@@ -277,7 +287,10 @@ impl Drop for Group {
 /// How many results a subscriber may be behind its group (a viewer's own
 /// group serves few subscribers: its buffer is smaller).
 const TENANT_GROUP_CAPACITY: usize = 1024;
-const VIEWER_GROUP_CAPACITY: usize = 64;
+const VIEWER_GROUP_CAPACITY: usize = 256;
+
+/// Largest variables (as JSON) considered for sharing.
+const MAX_SHARED_VARIABLES_BYTES: usize = 2 * 1024;
 
 /// Longest document considered for sharing; a longer one runs by itself
 /// (through the request gate, which measures it before parsing).
@@ -334,19 +347,24 @@ impl SharedSubscriptions {
         } else {
             ScopeKey::Viewer(scope)
         };
+        let variables = serde_json::to_string(&request.variables).ok()?;
+        if variables.len() > MAX_SHARED_VARIABLES_BYTES {
+            return None;
+        }
         let key = GroupKey {
             query: request.query.clone(),
             operation_name: request.operation_name.clone(),
-            variables: serde_json::to_string(&request.variables).ok()?,
+            variables,
             scope: scope_key,
         };
-        let (group, receiver) = self.group_for(key, request, identity);
+        let subscriber = Subscriber {
+            state: self.state.clone(),
+            viewer: viewer.clone(),
+            scope,
+        };
+        let (group, receiver) = self.group_for(key, request, identity, (field, &subscriber));
         let member = Member {
-            subscriber: Subscriber {
-                state: self.state.clone(),
-                viewer: viewer.clone(),
-                scope,
-            },
+            subscriber,
             live: live.clone(),
             field,
             response_key: root.node.response_key().node.to_string(),
@@ -402,6 +420,7 @@ impl SharedSubscriptions {
         key: GroupKey,
         request: &Request,
         identity: &Identity,
+        first: (&'static SharedField, &Subscriber),
     ) -> (Arc<Group>, broadcast::Receiver<GroupMessage>) {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(group) = groups.by_key.get(&key).and_then(Weak::upgrade) {
@@ -411,7 +430,7 @@ impl SharedSubscriptions {
                 return (group, receiver);
             }
         }
-        let (group, receiver) = self.start(&key, request, identity);
+        let (group, receiver) = self.start(&key, request, identity, first);
         groups.by_key.insert(key, Arc::downgrade(&group));
         if groups.by_key.len() >= groups.sweep_at {
             groups.by_key.retain(|_, group| group.strong_count() > 0);
@@ -426,6 +445,7 @@ impl SharedSubscriptions {
         key: &GroupKey,
         request: &Request,
         identity: &Identity,
+        (field, subscriber): (&'static SharedField, &Subscriber),
     ) -> (Arc<Group>, broadcast::Receiver<GroupMessage>) {
         let (tenant_id, scope, capacity) = match &key.scope {
             ScopeKey::Tenant(tenant_id) => (*tenant_id, None, TENANT_GROUP_CAPACITY),
@@ -438,6 +458,7 @@ impl SharedSubscriptions {
             current: Mutex::new(None),
             progress: progress.clone(),
             sender: sender.clone(),
+            viewer: scope.map(|_| (field, subscriber.clone())),
         });
         let mut operation = Request::new(request.query.clone()).variables(request.variables.clone());
         if let Some(name) = &request.operation_name {
@@ -477,13 +498,19 @@ async fn run_group(
     sender: broadcast::Sender<GroupMessage>,
     progress: Arc<Progress>,
 ) {
+    // However the run ends (a panic in a resolver included), the members
+    // are told, and nobody joins the group any more.
+    let mut ending = Ending {
+        progress,
+        sender: sender.clone(),
+        message: Some(internal_ending()),
+    };
     let mut results = Executor::execute_stream(&schema, operation, None);
     while let Some(response) = results.next().await {
         let Some(logged) = source.take_current() else {
             // Not the result of an event: the operation failed.
-            progress.finished.store(true, Ordering::SeqCst);
-            let ending = serde_json::to_string(&response).ok().map(Arc::from);
-            let _receivers = sender.send(GroupMessage::End(ending));
+            ending.message =
+                Some(serde_json::to_string(&response).map_or_else(|_| internal_ending(), Arc::from));
             return;
         };
         match serde_json::value::to_raw_value(&response) {
@@ -496,12 +523,36 @@ async fn run_group(
             }
             Err(error) => {
                 tracing::error!(%error, "cannot serialize a shared subscription result");
-                break;
+                return;
             }
         }
     }
-    progress.finished.store(true, Ordering::SeqCst);
-    let _receivers = sender.send(GroupMessage::End(None));
+    ending.message = None;
+}
+
+/// Ends a group when its run does: flags it finished, then tells its
+/// members how it ended.
+struct Ending {
+    progress: Arc<Progress>,
+    sender: broadcast::Sender<GroupMessage>,
+    /// The response the members end with; none for a plain `complete`.
+    message: Option<Arc<str>>,
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        self.progress.finished.store(true, Ordering::SeqCst);
+        let _receivers = self.sender.send(GroupMessage::End(self.message.take()));
+    }
+}
+
+/// The response a group's members end with when its run failed.
+fn internal_ending() -> Arc<str> {
+    let error = AppError::internal(anyhow::anyhow!("a shared subscription ended unexpectedly"));
+    let response = Response::from_errors(vec![
+        async_graphql::Error::from(error).into_server_error(Pos::default()),
+    ]);
+    serde_json::to_string(&response).map_or_else(|_| Arc::from(r#"{"data":null}"#), Arc::from)
 }
 
 /// One subscriber of a group.
@@ -594,7 +645,14 @@ impl MemberState {
                     }
                 }
                 Ok(GroupMessage::End(ending)) => {
-                    let response = ending.and_then(|text| serde_json::from_str::<Response>(&text).ok())?;
+                    let response = match serde_json::from_str::<Response>(&ending?) {
+                        Ok(response) => response,
+                        Err(error) => {
+                            let error =
+                                AppError::internal(anyhow::anyhow!("a shared ending did not parse: {error}"));
+                            return Some(member.error(error));
+                        }
+                    };
                     return Some(SharedItem::Response(Box::new(response)));
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -637,7 +695,11 @@ fn is_null(value: &Value, operation: &OperationDefinition, variables: &Variables
 /// Whether every field selected under `field`'s root comes from the event
 /// itself. Each fragment is looked at once per type, so this is linear in
 /// the document however its fragments spread.
-fn carried_only(field: &SharedField, document: &ExecutableDocument, selection: &SelectionSet) -> bool {
+pub(crate) fn carried_only(
+    field: &SharedField,
+    document: &ExecutableDocument,
+    selection: &SelectionSet,
+) -> bool {
     let mut seen = HashSet::new();
     carried_in(field, document, selection, field.item_type, &mut seen)
 }

@@ -204,6 +204,17 @@ async fn a_document_that_reaches_beyond_the_event_is_resolved_once_per_viewer(ba
         3,
         "the rename, one resolution for the guardian's two connections and one for the admin"
     );
+    // A session the guardian does not supervise: their group does not
+    // even resolve it.
+    let before = app.state.gate.executed_operations();
+    rename(&app, &admin, world.sessions["other_user"], "Not theirs").await;
+    let event = clients[2].next_data("s").await["sessionStatusChanged"].clone();
+    assert_eq!(event["session"]["name"], "Not theirs");
+    assert_eq!(
+        app.state.gate.executed_operations() - before,
+        2,
+        "the rename, and the admin's resolution only"
+    );
 }
 
 async fn a_subscription_can_be_narrowed_to_one_session(backend: Backend) {

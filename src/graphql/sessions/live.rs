@@ -115,7 +115,7 @@ impl SessionStatusEvent {
         let found = if ctx.data_opt::<Arc<SharedSource>>().is_some() && ctx.scope().is_err() {
             // A tenant's group: each of its subscribers was admitted to
             // this event by the rule that scopes reads of the session.
-            service::find_session_of_event(&state.db, self.change.session_id).await
+            service::find_session_of_event(&state.db, self.change.tenant_id, self.change.session_id).await
         } else {
             service::find_session(&state.db, &ctx.scope()?, self.change.session_id).await
         };
@@ -375,3 +375,55 @@ pub(crate) static SHARED_FIELDS: [SharedField; 2] = [
         admit: shared_unlock,
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::parser::parse_query;
+    use async_graphql::parser::types::{DocumentOperations, Selection};
+
+    use super::SHARED_FIELDS;
+    use crate::graphql::fanout::carried_only;
+
+    /// Whether the subscription `query` selects only what its event carries.
+    fn carried(query: &str) -> bool {
+        let document = parse_query(query).unwrap_or_else(|error| panic!("{error}"));
+        let DocumentOperations::Single(operation) = &document.operations else {
+            panic!("one anonymous operation");
+        };
+        let Some(Selection::Field(root)) = operation
+            .node
+            .selection_set
+            .node
+            .items
+            .first()
+            .map(|item| &item.node)
+        else {
+            panic!("a root field");
+        };
+        carried_only(&SHARED_FIELDS[0], &document, &root.node.selection_set.node)
+    }
+
+    #[test]
+    fn only_a_document_of_fields_the_event_carries_is_shared_by_the_tenant() {
+        assert!(carried(
+            "subscription { sessionStatusChanged { change renamed: sessionId __typename session { name status } } }"
+        ));
+        assert!(carried(
+            "subscription { sessionStatusChanged { ...f } } \
+             fragment f on SessionStatusEvent { session { ...g } } fragment g on Session { id ...g }"
+        ));
+        assert!(carried(
+            "subscription($x: Boolean!) { sessionStatusChanged { session @include(if: $x) { name } } }"
+        ));
+        for reaching in [
+            "subscription { sessionStatusChanged { session { config { label } } } }",
+            "subscription { sessionStatusChanged { ...f } } fragment f on SessionStatusEvent { session { user { id } } }",
+            "subscription { sessionStatusChanged { ... on SessionStatusEvent { session { modules { id } } } } }",
+            "subscription { sessionStatusChanged { session { id: tenant { id } } } }",
+            "subscription { sessionStatusChanged { ...missing } }",
+            "subscription { sessionStatusChanged { change { name } } }",
+        ] {
+            assert!(!carried(reaching), "{reaching}");
+        }
+    }
+}

@@ -253,8 +253,13 @@ pub async fn find_session(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) ->
 
 /// A session by id, for the subscribers of one of its events: each was
 /// admitted to it by the rule that [`Scope::sessions`] applies to reads.
-pub async fn find_session_of_event(db: &impl ConnectionTrait, id: Uuid) -> AppResult<session::Model> {
+pub async fn find_session_of_event(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> AppResult<session::Model> {
     session::Entity::find_by_id(id)
+        .filter(session::Column::TenantId.eq(tenant_id))
         .one(db)
         .await?
         .ok_or(AppError::NotFound { resource: "session" })
