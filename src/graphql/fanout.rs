@@ -503,14 +503,15 @@ async fn run_group(
     let mut ending = Ending {
         progress,
         sender: sender.clone(),
-        message: Some(internal_ending()),
+        how: How::Failed,
     };
     let mut results = Executor::execute_stream(&schema, operation, None);
     while let Some(response) = results.next().await {
         let Some(logged) = source.take_current() else {
             // Not the result of an event: the operation failed.
-            ending.message =
-                Some(serde_json::to_string(&response).map_or_else(|_| internal_ending(), Arc::from));
+            if let Ok(text) = serde_json::to_string(&response) {
+                ending.how = How::With(Arc::from(text));
+            }
             return;
         };
         match serde_json::value::to_raw_value(&response) {
@@ -527,7 +528,7 @@ async fn run_group(
             }
         }
     }
-    ending.message = None;
+    ending.how = How::Complete;
 }
 
 /// Ends a group when its run does: flags it finished, then tells its
@@ -535,14 +536,30 @@ async fn run_group(
 struct Ending {
     progress: Arc<Progress>,
     sender: broadcast::Sender<GroupMessage>,
-    /// The response the members end with; none for a plain `complete`.
-    message: Option<Arc<str>>,
+    how: How,
+}
+
+/// How a group's run ended.
+enum How {
+    /// It did not get to say: a panic, a result that would not serialize,
+    /// or it was stopped (then nobody is left to tell).
+    Failed,
+    /// With this response (JSON).
+    With(Arc<str>),
+    /// With nothing more to say: `complete`.
+    Complete,
 }
 
 impl Drop for Ending {
     fn drop(&mut self) {
         self.progress.finished.store(true, Ordering::SeqCst);
-        let _receivers = self.sender.send(GroupMessage::End(self.message.take()));
+        let message = match std::mem::replace(&mut self.how, How::Complete) {
+            How::Failed if self.sender.receiver_count() == 0 => return,
+            How::Failed => Some(internal_ending()),
+            How::With(text) => Some(text),
+            How::Complete => None,
+        };
+        let _receivers = self.sender.send(GroupMessage::End(message));
     }
 }
 
