@@ -503,7 +503,7 @@ async fn run_group(
     let mut ending = Ending {
         progress,
         sender: sender.clone(),
-        how: How::Failed,
+        how: How::Stopped,
     };
     let mut results = Executor::execute_stream(&schema, operation, None);
     while let Some(response) = results.next().await {
@@ -524,6 +524,7 @@ async fn run_group(
             }
             Err(error) => {
                 tracing::error!(%error, "cannot serialize a shared subscription result");
+                ending.how = How::With(internal_ending());
                 return;
             }
         }
@@ -541,9 +542,9 @@ struct Ending {
 
 /// How a group's run ended.
 enum How {
-    /// It did not get to say: a panic, a result that would not serialize,
-    /// or it was stopped (then nobody is left to tell).
-    Failed,
+    /// It did not get to say: it was stopped (its last member left, or
+    /// the server is shutting down), or it panicked.
+    Stopped,
     /// With this response (JSON).
     With(Arc<str>),
     /// With nothing more to say: `complete`.
@@ -554,8 +555,8 @@ impl Drop for Ending {
     fn drop(&mut self) {
         self.progress.finished.store(true, Ordering::SeqCst);
         let message = match std::mem::replace(&mut self.how, How::Complete) {
-            How::Failed if self.sender.receiver_count() == 0 => return,
-            How::Failed => Some(internal_ending()),
+            How::Stopped if !std::thread::panicking() || self.sender.receiver_count() == 0 => return,
+            How::Stopped => Some(internal_ending()),
             How::With(text) => Some(text),
             How::Complete => None,
         };
