@@ -190,11 +190,13 @@ async fn a_document_that_reaches_beyond_the_event_is_resolved_once_per_viewer(ba
         json!({ "id": world.sessions["user"] }),
     )
     .await;
+    // Counted once every resolution of the config change is done.
+    for client in &mut clients {
+        client.next_data("s").await;
+    }
     let before = app.state.gate.executed_operations();
     rename(&app, &admin, world.sessions["user"], "Scoped").await;
     for client in &mut clients {
-        // The config change first, then the rename.
-        client.next_data("s").await;
         let event = client.next_data("s").await["sessionStatusChanged"].clone();
         assert_eq!(event["session"]["name"], "Scoped");
         assert_eq!(event["session"]["config"]["label"], "focus");
