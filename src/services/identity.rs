@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{guardian_link, session_log, tenant_membership, user};
+use moka::notification::RemovalCause;
+use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
@@ -151,12 +153,30 @@ impl IdentityCache {
     pub fn new(bus: &EventBus, db: DatabaseConnection, entries: u64) -> Self {
         let writes = Arc::new(ActivityWrites::default());
         let flusher = tokio::spawn(writes.clone().flush(db));
+        // An entry pushed out for room may hold activity not yet written:
+        // it is queued, or the reloaded row would bring the idle deadline
+        // forward.
+        let unwritten = writes.clone();
+        let sessions = Cache::builder()
+            .max_capacity(entries)
+            .eviction_policy(EvictionPolicy::lru())
+            .eviction_listener(
+                move |id: Arc<Uuid>, entry: Arc<CachedLoginSession>, cause: RemovalCause| {
+                    if cause.was_evicted() {
+                        let activity = entry.activity();
+                        if activity.last_active > activity.persisted {
+                            unwritten.queue(*id, activity.last_active);
+                        }
+                    }
+                },
+            )
+            .build();
         let cache = Self {
             inner: Arc::new(Inner {
-                sessions: Cache::new(entries),
-                accounts: Cache::new(entries),
-                memberships: Cache::new(entries),
-                supervised: Cache::new(entries),
+                sessions,
+                accounts: least_recently_used(entries),
+                memberships: least_recently_used(entries),
+                supervised: least_recently_used(entries),
                 invalidations: Mutex::new(0),
                 epoch: AtomicU64::new(bus.trust_epoch()),
                 bus: bus.clone(),
@@ -442,6 +462,18 @@ impl Inner {
     }
 }
 
+/// A cache of at most `entries`, the least recently used going first.
+fn least_recently_used<K, V>(entries: u64) -> Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(entries)
+        .eviction_policy(EvictionPolicy::lru())
+        .build()
+}
+
 /// Whether dropping entries also tells the connections watching them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Signal {
@@ -646,6 +678,57 @@ mod tests {
             .unwrap_or_else(|error| panic!("{error:?}"))
             .map(|entry| entry.current().last_seen_at);
         assert_eq!(reloaded, Some(active));
+    }
+
+    #[tokio::test]
+    async fn activity_not_yet_written_survives_its_entry_being_pushed_out_for_room() {
+        let (db, user_id) = database_with_one_account().await;
+        let login = Utc::now() - Duration::minutes(5);
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        for id in [first, second] {
+            session_log::ActiveModel {
+                id: Set(id),
+                user_id: Set(user_id),
+                tenant_id: Set(None),
+                login_at: Set(login),
+                logout_at: Set(None),
+                last_seen_at: Set(login),
+                user_agent: Set(None),
+                ip_address: Set(None),
+                device_info: Set(None),
+                end_reason: Set(None),
+                expiry_warned_for: Set(None),
+                created_at: Set(login),
+                updated_at: Set(login),
+            }
+            .insert(&db)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        }
+        let bus = EventBus::detached();
+        // Room for one login session.
+        let cache = IdentityCache::new(&bus, db.clone(), 1);
+        let load = async |id| {
+            cache
+                .login_session(&db, id)
+                .await
+                .unwrap_or_else(|error| panic!("{error:?}"))
+                .unwrap_or_else(|| panic!("the login session"))
+        };
+        let entry = load(first).await;
+        let active = login + Duration::seconds(10);
+        cache.record_activity(&entry, active, 60);
+        drop(entry);
+        load(second).await;
+        cache.inner.sessions.run_pending_tasks();
+        assert_eq!(cache.inner.sessions.entry_count(), 1, "the first was pushed out");
+        cache.settle_activity().await;
+        let stored = session_log::Entity::find_by_id(first)
+            .one(&db)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"))
+            .map(|row| row.last_seen_at);
+        assert_eq!(stored, Some(active), "written as the entry went");
     }
 
     #[tokio::test]
