@@ -10,7 +10,8 @@
 //! A document whose fields all come from the event itself is shared by
 //! every subscriber of the tenant; one that reaches further (a session's
 //! modules, its config…) reads through loaders scoped to the viewer, so
-//! its group is that viewer's alone.
+//! its group is that viewer's alone (their devices share it), and it
+//! resolves only the events that viewer may see.
 //!
 //! A subscriber that falls too far behind its group is told so (the
 //! connection closes with 1013 and the client resumes with `after`);
