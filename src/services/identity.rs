@@ -544,6 +544,28 @@ mod tests {
     use super::*;
     use crate::events::Logged;
 
+    /// An open login session `id` of `user_id`, logged in (and last seen) at `login`.
+    async fn insert_login_session(db: &DatabaseConnection, user_id: Uuid, id: Uuid, login: DateTime<Utc>) {
+        session_log::ActiveModel {
+            id: Set(id),
+            user_id: Set(user_id),
+            tenant_id: Set(None),
+            login_at: Set(login),
+            logout_at: Set(None),
+            last_seen_at: Set(login),
+            user_agent: Set(None),
+            ip_address: Set(None),
+            device_info: Set(None),
+            end_reason: Set(None),
+            expiry_warned_for: Set(None),
+            created_at: Set(login),
+            updated_at: Set(login),
+        }
+        .insert(db)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    }
+
     async fn database_with_one_account() -> (DatabaseConnection, Uuid) {
         let db = Database::connect("sqlite::memory:")
             .await
@@ -614,24 +636,7 @@ mod tests {
         let (db, user_id) = database_with_one_account().await;
         let login = Utc::now() - Duration::minutes(5);
         let id = Uuid::now_v7();
-        session_log::ActiveModel {
-            id: Set(id),
-            user_id: Set(user_id),
-            tenant_id: Set(None),
-            login_at: Set(login),
-            logout_at: Set(None),
-            last_seen_at: Set(login),
-            user_agent: Set(None),
-            ip_address: Set(None),
-            device_info: Set(None),
-            end_reason: Set(None),
-            expiry_warned_for: Set(None),
-            created_at: Set(login),
-            updated_at: Set(login),
-        }
-        .insert(&db)
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
+        insert_login_session(&db, user_id, id, login).await;
         let bus = EventBus::detached();
         let cache = IdentityCache::new(&bus, db.clone(), 100);
         let entry = cache
@@ -686,24 +691,7 @@ mod tests {
         let login = Utc::now() - Duration::minutes(5);
         let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
         for id in [first, second] {
-            session_log::ActiveModel {
-                id: Set(id),
-                user_id: Set(user_id),
-                tenant_id: Set(None),
-                login_at: Set(login),
-                logout_at: Set(None),
-                last_seen_at: Set(login),
-                user_agent: Set(None),
-                ip_address: Set(None),
-                device_info: Set(None),
-                end_reason: Set(None),
-                expiry_warned_for: Set(None),
-                created_at: Set(login),
-                updated_at: Set(login),
-            }
-            .insert(&db)
-            .await
-            .unwrap_or_else(|error| panic!("{error}"));
+            insert_login_session(&db, user_id, id, login).await;
         }
         let bus = EventBus::detached();
         // Room for one login session.
