@@ -183,14 +183,22 @@ pub enum ConcurrentSessionPolicy {
 #[serde(default, deny_unknown_fields)]
 pub struct JobSettings {
     /// Seconds between sweeps that mark sessions past their end time as
-    /// expired (readers see them as expired at once regardless). Default 15.
+    /// expired (readers see them as expired at once regardless; the
+    /// deadline scheduler records each at its end, the sweep catches what
+    /// it missed). Default 15.
     pub expiry_sweep_interval_secs: u64,
+    /// Record (and announce) the expiry of each session at its planned
+    /// end, by a timer on the next deadline, so that the lock manager hears
+    /// of it at that moment. Default true; when off, expiries wait for the
+    /// sweep.
+    pub expire_at_deadline: bool,
 }
 
 impl Default for JobSettings {
     fn default() -> Self {
         Self {
             expiry_sweep_interval_secs: 15,
+            expire_at_deadline: true,
         }
     }
 }
@@ -372,7 +380,7 @@ pub struct AuthSettings {
     /// `reject` (refuse the login with CONFLICT).
     pub concurrent_session_policy: ConcurrentSessionPolicy,
     /// Credentials of other services (lock manager, notification service),
-    /// which may only ask whether a session is active and read its config.
+    /// each with what it is granted and nothing else.
     pub services: Vec<ServiceCredential>,
 }
 
@@ -389,7 +397,7 @@ impl Default for AuthSettings {
     }
 }
 
-/// One service allowed to query session state.
+/// One service and what it may do.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceCredential {
@@ -397,6 +405,37 @@ pub struct ServiceCredential {
     pub name: String,
     /// The bearer token it presents (at least 32 characters).
     pub token: SecretString,
+    /// What it may do: `lock_state` (the lock manager's session state:
+    /// `lockState`, `lockStateChanged`, `isSessionActive`, `activeSession`)
+    /// and `notifications` (the notification service's `notifications`
+    /// subscription). Default `["lock_state"]`; everything else is refused.
+    #[serde(default = "ServiceGrant::default_grants")]
+    pub grants: Vec<ServiceGrant>,
+}
+
+/// Something a service credential may be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceGrant {
+    /// Read and follow session and lock state (the lock manager).
+    LockState,
+    /// Follow the notifications (the notification service).
+    Notifications,
+}
+
+impl ServiceGrant {
+    /// What a credential configured without `grants` may do.
+    fn default_grants() -> Vec<Self> {
+        vec![Self::LockState]
+    }
+
+    /// The name used in configuration and messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::LockState => "lock_state",
+            Self::Notifications => "notifications",
+        }
+    }
 }
 
 /// Log output format.

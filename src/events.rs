@@ -108,6 +108,19 @@ pub struct UnlockNotification {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// The merged lock state of a user changed (see
+/// [`crate::services::lock_state`]): what is in force for them now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockStateEvent {
+    /// The supervised user.
+    pub user_id: Uuid,
+    /// Their merged state after the change.
+    pub state: crate::services::lock_state::MergedLockState,
+    /// When it changed.
+    pub occurred_at: DateTime<Utc>,
+}
+
 /// What happened to a login session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -320,6 +333,8 @@ pub enum Event {
     Session(SessionEvent),
     /// A guardian is to be told of an early unlock.
     Unlock(UnlockNotification),
+    /// The merged lock state of a user changed.
+    LockState(LockStateEvent),
     /// Session settings changed at this level: every instance drops its
     /// cached settings for it and for everything beneath it.
     SettingsChanged(SettingsScope),

@@ -7,11 +7,16 @@ use tokio::task::JoinHandle;
 
 use std::collections::{HashMap, HashSet};
 
+use std::sync::Arc;
+
+use entity::session::{self, SessionStatus};
 use entity::{session_log, user};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::AppResult;
+use crate::events::Event;
 use crate::services::login_policy::{deadline, expire_if_due, warn_if_due, warning_at};
 use crate::services::sessions::expire_due;
 use crate::services::settings::effective_for;
@@ -118,4 +123,113 @@ pub(crate) fn spawn_expiry_sweeper(state: AppState, interval: Duration) -> JoinH
             }
         }
     })
+}
+
+/// Records the expiry of each session at its planned end: a timer on the
+/// earliest end of the active sessions (read from the database after each
+/// expiry), brought forward by the events of sessions started or moved
+/// meanwhile on any instance. Every instance runs one; each expiry is
+/// recorded and announced once (the sweep's rule), and the sweep catches
+/// whatever a timer missed.
+pub(crate) struct DeadlineScheduler {
+    first: Option<chrono::DateTime<chrono::Utc>>,
+    hints: Arc<watch::Sender<Option<chrono::DateTime<chrono::Utc>>>>,
+}
+
+impl DeadlineScheduler {
+    /// Reads the first deadline and starts listening for earlier ones
+    /// (before the application serves, so that nothing it announces is
+    /// missed and nothing here runs while it serves until a deadline).
+    pub(crate) async fn prepare(state: &AppState) -> AppResult<Self> {
+        let hints = Arc::new(watch::Sender::new(None));
+        let sender = hints.clone();
+        state.events.observe(move |event| {
+            let Event::Session(change) = event else { return };
+            let Some(end) = change
+                .session
+                .as_ref()
+                .filter(|row| row.status == SessionStatus::Active)
+                .and_then(|row| row.end_time)
+            else {
+                return;
+            };
+            sender.send_if_modified(|earliest| {
+                let sooner = earliest.is_none_or(|earliest| end < earliest);
+                if sooner {
+                    *earliest = Some(end);
+                }
+                sooner
+            });
+        });
+        Ok(Self {
+            first: next_deadline(&state.db).await?,
+            hints,
+        })
+    }
+
+    /// Runs the timer until aborted.
+    pub(crate) fn spawn(self, state: AppState) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let Self { first, hints } = self;
+            let mut target = first;
+            let mut hinted = hints.subscribe();
+            loop {
+                let hint = *hinted.borrow_and_update();
+                let due = match (target, hint) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let timer = async {
+                    match due {
+                        Some(at) => state.clock.sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = timer => {}
+                    changed = hinted.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+                // Forgotten before the database is read: a hint from now on
+                // is either in what it reads or kept for the next round.
+                hints.send_replace(None);
+                loop {
+                    match sweep_expired_sessions(&state).await {
+                        Ok(expired) if expired as u64 >= SWEEP_BATCH => {}
+                        Ok(_) => break,
+                        Err(error) => {
+                            tracing::error!(error = ?error, "could not expire sessions at their end; the sweep will");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            break;
+                        }
+                    }
+                }
+                target = match next_deadline(&state.db).await {
+                    Ok(next) => next,
+                    Err(error) => {
+                        tracing::error!(error = ?error, "could not read the next session deadline; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        Some(state.clock.now())
+                    }
+                };
+            }
+        })
+    }
+}
+
+/// The earliest planned end of an active session, if any has one.
+async fn next_deadline(
+    db: &impl sea_orm::ConnectionTrait,
+) -> AppResult<Option<chrono::DateTime<chrono::Utc>>> {
+    Ok(session::Entity::find()
+        .filter(session::Column::Status.eq(SessionStatus::Active))
+        .filter(session::Column::EndTime.is_not_null())
+        .order_by_asc(session::Column::EndTime)
+        .one(db)
+        .await?
+        .and_then(|row| row.end_time))
 }

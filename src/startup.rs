@@ -17,7 +17,7 @@ use crate::graphql::build_schema;
 use crate::graphql::fanout::SharedSubscriptions;
 use crate::graphql::sessions::SHARED_FIELDS;
 use crate::http::{HttpState, router};
-use crate::jobs::spawn_expiry_sweeper;
+use crate::jobs::{DeadlineScheduler, spawn_expiry_sweeper};
 use crate::services::auth::Authenticator;
 use crate::services::identity::IdentityCache;
 use crate::services::passwords::PasswordPool;
@@ -55,6 +55,7 @@ pub struct Application {
     router: axum::Router,
     state: AppState,
     background_jobs: bool,
+    deadlines: Option<DeadlineScheduler>,
 }
 
 impl Application {
@@ -102,6 +103,15 @@ impl Application {
             gate: Arc::default(),
             passwords,
         };
+        let deadlines = if state.settings.jobs.expire_at_deadline {
+            Some(
+                DeadlineScheduler::prepare(&state)
+                    .await
+                    .map_err(AppError::into_anyhow)?,
+            )
+        } else {
+            None
+        };
         let schema = build_schema(state.clone());
         let shared = SharedSubscriptions::new(schema.clone(), state.clone(), &SHARED_FIELDS);
         let router = router(HttpState {
@@ -115,6 +125,7 @@ impl Application {
             router,
             state,
             background_jobs,
+            deadlines,
         })
     }
 
@@ -140,6 +151,11 @@ impl Application {
             let interval = Duration::from_secs(self.state.settings.jobs.expiry_sweep_interval_secs);
             spawn_expiry_sweeper(self.state.clone(), interval)
         });
+        // Not a background job to leave to tests: the lock manager hears of
+        // an expiry from it, at the session's end.
+        let deadlines = self
+            .deadlines
+            .map(|deadlines| deadlines.spawn(self.state.clone()));
         // Small frames (subscription events) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|tcp| {
             if let Err(error) = tcp.set_nodelay(true) {
@@ -152,8 +168,8 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await;
-        if let Some(sweeper) = sweeper {
-            sweeper.abort();
+        for task in [sweeper, deadlines].into_iter().flatten() {
+            task.abort();
         }
         // Activity seen but not yet written would otherwise be lost; a
         // database that is down does not hold the shutdown.

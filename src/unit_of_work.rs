@@ -9,6 +9,9 @@
 //!   failed login records the failure) says so with [`Outcome::Refused`].
 //! - Nothing after the commit can fail: whatever the caller answers must be
 //!   computed inside the unit of work.
+//! - The events a write causes may cause others, derived in the same
+//!   transaction: a session change announces the new merged lock state of
+//!   its user when it changed (`services::lock_state`).
 //!
 //! Services take the transaction and never commit or publish; resolvers
 //! never begin.
@@ -122,10 +125,14 @@ where
     let txn = db.begin().await?;
     // An error here drops `txn`, which rolls it back.
     let outcome = work(&txn).await?;
-    let (answer, events) = match outcome {
+    let (answer, mut events) = match outcome {
         Outcome::Done { value, events } => (Ok(value), events),
         Outcome::Refused { error, events } => (Err(error), events),
     };
+    // What the events mean for the lock states of their users, decided in
+    // the same transaction: announced with them, or not at all.
+    let lock_states = crate::services::lock_state::announce_changes(&txn, now, &events).await?;
+    events.extend(lock_states);
     let ids = event_log::append(&txn, now, &events).await?;
     if !ids.is_empty() {
         events::wake_instances_on_commit(&txn).await?;

@@ -67,6 +67,7 @@ pub mod event;
 pub mod event_log_state;
 pub mod guardian_link;
 pub mod invitation;
+pub mod lock_state;
 pub mod login_throttle;
 pub mod module;
 pub mod school;
@@ -87,6 +88,7 @@ pub mod prelude {
     pub use crate::event_log_state::Entity as EventLogState;
     pub use crate::guardian_link::Entity as GuardianLink;
     pub use crate::invitation::Entity as Invitation;
+    pub use crate::lock_state::Entity as LockState;
     pub use crate::login_throttle::Entity as LoginThrottle;
     pub use crate::module::Entity as Module;
     pub use crate::school::Entity as School;

@@ -23,6 +23,29 @@ pub enum SessionStatus {
     Revoked,
 }
 
+/// How a session ended (column `sessions.end_kind`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+#[serde(rename_all = "snake_case")]
+pub enum SessionEndKind {
+    /// The supervised user ended it before its planned end (or at any time
+    /// when it had none): an unlock.
+    #[sea_orm(string_value = "unlocked_early")]
+    UnlockedEarly,
+    /// Its guardian ended it.
+    #[sea_orm(string_value = "ended_by_guardian")]
+    EndedByGuardian,
+    /// An administrator ended it.
+    #[sea_orm(string_value = "ended_by_admin")]
+    EndedByAdmin,
+    /// A guardian or an administrator revoked it.
+    #[sea_orm(string_value = "revoked")]
+    Revoked,
+    /// It reached its planned end.
+    #[sea_orm(string_value = "expired")]
+    Expired,
+}
+
 /// A guardian–user session.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "sessions")]
@@ -48,6 +71,15 @@ pub struct Model {
     pub start_time: DateTimeUtc,
     /// End of the session (scheduled or actual); `>= start_time`.
     pub end_time: Option<DateTimeUtc>,
+    /// The scheduled end, as last set; ending the session keeps it.
+    pub planned_end_time: Option<DateTimeUtc>,
+    /// When the session actually ended (none while active).
+    pub ended_at: Option<DateTimeUtc>,
+    /// The person who ended or revoked it (none for an expiry).
+    pub ended_by: Option<Uuid>,
+    /// How it ended (none while active, and for sessions ended before this
+    /// was recorded).
+    pub end_kind: Option<SessionEndKind>,
     /// Creation time.
     pub created_at: DateTimeUtc,
     /// Last modification time.
@@ -81,6 +113,14 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     Guardian,
+    /// The person who ended it.
+    #[sea_orm(
+        belongs_to = "super::user::Entity",
+        from = "Column::EndedBy",
+        to = "super::user::Column::Id",
+        on_delete = "SetNull"
+    )]
+    EndedBy,
     /// The optional per-session configuration.
     #[sea_orm(has_one = "super::session_config::Entity")]
     SessionConfig,

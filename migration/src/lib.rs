@@ -33,6 +33,8 @@ mod m20261202_000017_keep_audit_trail;
 mod m20261202_000018_create_events;
 mod m20261202_000019_create_event_log_state;
 mod m20261202_000020_add_session_log_expiry_warning;
+mod m20261203_000021_add_session_end_records;
+mod m20261203_000022_create_lock_states;
 
 /// The migrator of the session-manager schema.
 pub struct Migrator;
@@ -61,6 +63,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000018_create_events::Migration),
             Box::new(m20261202_000019_create_event_log_state::Migration),
             Box::new(m20261202_000020_add_session_log_expiry_warning::Migration),
+            Box::new(m20261203_000021_add_session_end_records::Migration),
+            Box::new(m20261203_000022_create_lock_states::Migration),
         ]
     }
 }

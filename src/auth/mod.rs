@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::config::AuthSettings;
+use crate::config::{AuthSettings, ServiceGrant};
 pub use tokens::{Claims, TokenKeys};
 
 /// The credentials a WebSocket connection was initialised with. Every
@@ -65,13 +65,30 @@ pub struct UserIdentity {
 pub struct ServiceIdentity {
     /// The configured name.
     pub name: String,
+    /// What its configuration grants it.
+    pub grants: Vec<ServiceGrant>,
+}
+
+impl ServiceIdentity {
+    /// `FORBIDDEN` unless the service was granted `grant`.
+    pub(crate) fn require(&self, grant: ServiceGrant) -> Result<(), crate::error::AppError> {
+        if self.grants.contains(&grant) {
+            Ok(())
+        } else {
+            Err(crate::error::AppError::forbidden(format!(
+                "the service credential `{}` is not granted `{}` (auth.services.grants)",
+                self.name,
+                grant.name()
+            )))
+        }
+    }
 }
 
 /// The configured service credentials, stored as digests and compared in
 /// constant time.
 #[derive(Debug, Default)]
 pub struct ServiceCredentials {
-    digests: Vec<(String, [u8; 32])>,
+    digests: Vec<(ServiceIdentity, [u8; 32])>,
 }
 
 impl ServiceCredentials {
@@ -81,7 +98,13 @@ impl ServiceCredentials {
             digests: settings
                 .services
                 .iter()
-                .map(|service| (service.name.clone(), digest(service.token.expose_secret())))
+                .map(|service| {
+                    let identity = ServiceIdentity {
+                        name: service.name.clone(),
+                        grants: service.grants.clone(),
+                    };
+                    (identity, digest(service.token.expose_secret()))
+                })
                 .collect(),
         }
     }
@@ -92,7 +115,7 @@ impl ServiceCredentials {
         self.digests
             .iter()
             .find(|(_, expected)| bool::from(expected.ct_eq(&presented)))
-            .map(|(name, _)| ServiceIdentity { name: name.clone() })
+            .map(|(identity, _)| identity.clone())
     }
 }
 
@@ -131,6 +154,7 @@ mod tests {
             services: vec![ServiceCredential {
                 name: "lock-manager".to_owned(),
                 token: SecretString::from("l".repeat(40)),
+                grants: vec![ServiceGrant::LockState],
             }],
             ..Default::default()
         };

@@ -5,6 +5,7 @@ pub(crate) mod fanout;
 pub mod limits;
 pub mod loaders;
 pub mod login_sessions;
+pub mod notifications;
 pub mod paging;
 pub mod sessions;
 pub mod settings;
@@ -37,6 +38,7 @@ pub struct QueryRoot(
     login_sessions::LoginSessionsQuery,
     sessions::SessionsQuery,
     sessions::SessionStateQuery,
+    sessions::LockStateQuery,
     content::ContentQuery,
     settings::SettingsQuery,
 );
@@ -58,6 +60,8 @@ pub struct MutationRoot(
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(
     sessions::SessionsSubscription,
+    sessions::LockStateSubscription,
+    notifications::NotificationsSubscription,
     login_sessions::LoginSessionsSubscription,
 );
 

@@ -7,6 +7,7 @@ pub mod content;
 pub mod identity;
 pub mod invitations;
 pub mod live_identity;
+pub mod lock_state;
 pub mod login_policy;
 pub mod login_sessions;
 pub mod passwords;

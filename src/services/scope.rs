@@ -50,7 +50,7 @@ impl Scope {
             Identity::Ended(reason) => Err(AppError::LoginSessionEnded(*reason)),
             Identity::NoAccess(reason) => Err(AppError::Forbidden(reason.clone())),
             Identity::Service(_) => Err(AppError::forbidden(
-                "services may only ask whether a session is active (isSessionActive, activeSession)",
+                "a service credential may only use what it is granted: lockState, lockStateChanged, isSessionActive and activeSession (`lock_state`), notifications (`notifications`)",
             )),
             Identity::User(viewer) => Self::of_user(viewer),
         }
@@ -359,7 +359,8 @@ mod tests {
         ));
         assert!(matches!(
             Scope::of(&Identity::Service(ServiceIdentity {
-                name: "lock".to_owned()
+                name: "lock".to_owned(),
+                grants: vec![crate::config::ServiceGrant::LockState],
             })),
             Err(AppError::Forbidden(_))
         ));

@@ -217,6 +217,7 @@ async fn logged_since(app: &TestApp, since: i64) -> (Vec<Event>, i64) {
 async fn every_change_of_identity_is_an_event_in_the_log(backend: Backend) {
     use session_manager::events::{
         AccountChange, GuardianLinkEvent, LoginSessionChange, MembershipChange, OrganisationChange,
+        SessionChange,
     };
     let app = TestApp::spawn(backend).await;
     let world = World::create(&app.db).await;
@@ -336,7 +337,18 @@ async fn every_change_of_identity_is_an_event_in_the_log(backend: Backend) {
     )
     .await;
     assert!(
-        matches!(events.last(), Some(Event::Account(e)) if e.change == AccountChange::Deleted),
+        events
+            .iter()
+            .any(|event| matches!(event, Event::Account(e) if e.change == AccountChange::Deleted)),
+        "{events:?}"
+    );
+    // Its session went with it: announced, and so is its empty lock state.
+    assert!(
+        events.iter().any(|event| matches!(event, Event::Session(e) if e.change == SessionChange::Deleted && e.user_id == world.users["other_user"])),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events.last(), Some(Event::LockState(e)) if e.user_id == world.users["other_user"] && e.state.sessions.is_empty()),
         "{events:?}"
     );
     let events = step(
@@ -345,7 +357,10 @@ async fn every_change_of_identity_is_an_event_in_the_log(backend: Backend) {
     )
     .await;
     assert!(
-        matches!(&events[..], [Event::Organisation(e)] if e.change == OrganisationChange::Deleted && e.tenant_id == beta && e.school_id.is_none()),
+        matches!(&events[..], [Event::Session(gone), Event::Organisation(e), Event::LockState(lock)]
+            if gone.change == SessionChange::Deleted && gone.tenant_id == beta
+                && e.change == OrganisationChange::Deleted && e.tenant_id == beta && e.school_id.is_none()
+                && lock.user_id == world.users["beta_user"] && lock.state.sessions.is_empty()),
         "{events:?}"
     );
 

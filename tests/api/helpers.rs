@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use session_manager::Application;
 use session_manager::clock::ManualClock;
-use session_manager::config::{ServiceCredential, Settings};
+use session_manager::config::{ServiceCredential, ServiceGrant, Settings};
 use session_manager::graphql::AppState;
 use session_manager::startup::BuildOptions;
 use session_manager::telemetry::{self, LogSink};
@@ -68,8 +68,11 @@ macro_rules! backend_tests {
 /// other's tokens).
 pub const TEST_TOKEN_SECRET: &str = "test-token-secret-test-token-secret-0123";
 
-/// The credential of the `lock-manager` service in tests.
+/// The credential of the `lock-manager` service in tests (granted `lock_state`).
 pub const SERVICE_TOKEN: &str = "lock-manager-service-token-0123456789abcdef";
+
+/// The credential of the `notification-service` in tests (granted `notifications`).
+pub const NOTIFICATION_SERVICE_TOKEN: &str = "notification-service-token-0123456789abcdef";
 
 /// The instant the test clock starts at.
 pub fn test_epoch() -> chrono::DateTime<Utc> {
@@ -124,10 +127,18 @@ impl TestApp {
         // Delivery must come from wake-ups alone: a poll would hide a lost one.
         settings.events.poll_interval_secs = 0;
         settings.auth.token_secret = Some(SecretString::from(TEST_TOKEN_SECRET));
-        settings.auth.services = vec![ServiceCredential {
-            name: "lock-manager".to_owned(),
-            token: SecretString::from(SERVICE_TOKEN),
-        }];
+        settings.auth.services = vec![
+            ServiceCredential {
+                name: "lock-manager".to_owned(),
+                token: SecretString::from(SERVICE_TOKEN),
+                grants: vec![ServiceGrant::LockState],
+            },
+            ServiceCredential {
+                name: "notification-service".to_owned(),
+                token: SecretString::from(NOTIFICATION_SERVICE_TOKEN),
+                grants: vec![ServiceGrant::Notifications],
+            },
+        ];
         adjust(&mut settings);
         let clock = Arc::new(ManualClock::new(test_epoch()));
         let statements = Arc::new(AtomicUsize::new(0));

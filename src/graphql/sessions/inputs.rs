@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use entity::session::SessionStatus as StoredStatus;
 use uuid::Uuid;
 
-use super::types::SessionStatus;
+use super::types::{SessionEndKind, SessionStatus};
 use crate::error::{AppError, AppResult};
 use crate::services::sessions as service;
 
@@ -28,6 +28,12 @@ pub struct SessionFilterInput {
     pub ending_after: Option<DateTime<Utc>>,
     /// Ending (or ended) before this time.
     pub ending_before: Option<DateTime<Utc>>,
+    /// Ended in any of these ways. An active session past its end time counts as `EXPIRED`.
+    pub end_kind: Option<Vec<SessionEndKind>>,
+    /// Ended at or after this time.
+    pub ended_after: Option<DateTime<Utc>>,
+    /// Ended before this time.
+    pub ended_before: Option<DateTime<Utc>>,
 }
 
 impl SessionFilterInput {
@@ -49,7 +55,20 @@ impl SessionFilterInput {
                 "must be after endingAfter",
             ));
         }
+        if let (Some(after), Some(before)) = (self.ended_after, self.ended_before)
+            && after >= before
+        {
+            return Err(AppError::bad_input(
+                "filter.endedBefore",
+                "must be after endedAfter",
+            ));
+        }
         Ok(service::SessionFilter {
+            end_kinds: self
+                .end_kind
+                .map(|kinds| kinds.into_iter().map(Into::into).collect()),
+            ended_after: self.ended_after,
+            ended_before: self.ended_before,
             statuses: self
                 .status
                 .map(|statuses| statuses.into_iter().map(StoredStatus::from).collect()),
@@ -61,6 +80,34 @@ impl SessionFilterInput {
             ending_after: self.ending_after,
             ending_before: self.ending_before,
         })
+    }
+}
+
+/// Which past unlocks to list.
+#[derive(InputObject, Default)]
+pub struct UnlockFilterInput {
+    /// Only this user's unlocks.
+    pub user_id: Option<Uuid>,
+    /// Only unlocks of sessions of this guardian.
+    pub guardian_id: Option<Uuid>,
+    /// Unlocked at or after this time.
+    pub ended_after: Option<DateTime<Utc>>,
+    /// Unlocked before this time.
+    pub ended_before: Option<DateTime<Utc>>,
+}
+
+impl UnlockFilterInput {
+    /// The sessions filter of these unlocks.
+    pub(crate) fn into_filter(self) -> AppResult<service::SessionFilter> {
+        SessionFilterInput {
+            user_id: self.user_id,
+            guardian_id: self.guardian_id,
+            ended_after: self.ended_after,
+            ended_before: self.ended_before,
+            end_kind: Some(vec![SessionEndKind::UnlockedEarly]),
+            ..Default::default()
+        }
+        .into_filter()
     }
 }
 

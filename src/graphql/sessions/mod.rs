@@ -3,6 +3,7 @@
 
 mod inputs;
 mod live;
+mod lock_state;
 mod prefetch;
 mod state;
 mod types;
@@ -13,18 +14,20 @@ use async_graphql::{Context, Object, Result};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::graphql::paging::{decode_after, page_limit};
 use crate::services::scope::Scope;
 use crate::services::sessions::{self as service, SessionFilter, SessionOrder, SortValue, Transition};
 pub use inputs::{
     ConfigInput, CreateSessionInput, LockProfileInput, OrderDirection, SessionFilterInput, SessionOrderBy,
-    SessionOrderField, StartSessionInput, UpdateSessionInput,
+    SessionOrderField, StartSessionInput, UnlockFilterInput, UpdateSessionInput,
 };
 pub(crate) use live::SHARED_FIELDS;
 pub use live::{SessionChangeKind, SessionStatusEvent, SessionsSubscription, UnlockNotification};
+pub use lock_state::{LockState, LockStateQuery, LockStateSession, LockStateSubscription, LockedApp};
 pub use state::{SessionState, SessionStateQuery};
-pub use types::{LockProfile, Module, Session, SessionConfig, SessionStatus, Video};
+pub use types::{LockProfile, Module, Session, SessionConfig, SessionEndKind, SessionStatus, Video};
 
 /// Session queries.
 #[derive(Default)]
@@ -68,31 +71,38 @@ impl SessionsQuery {
         first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
     ) -> Result<SessionConnection> {
-        let state = ctx.state()?;
-        let scope = ctx.scope()?;
-        let limit = page_limit(first, &state.settings.graphql)?;
-        let after: Option<(SortValue, Uuid)> = decode_after(after)?;
         let filter = filter
             .map(SessionFilterInput::into_filter)
             .transpose()?
             .unwrap_or_default();
         let order: SessionOrder = order_by.map(Into::into).unwrap_or_default();
-        let now = state.clock.now();
-        let has_previous = after.is_some();
-        let page = service::page_sessions(&state.db, &scope, &filter, order, after, limit, now).await?;
-        prefetch::prefetch(ctx, &page.sessions).await?;
-        let mut connection = Connection::with_additional_fields(
-            has_previous,
-            page.has_next_page,
-            SessionConnectionFields { scope, filter, now },
-        );
-        connection.edges.extend(page.sessions.into_iter().map(|session| {
-            Edge::new(
-                OpaqueCursor((order.key_of(&session), session.id)),
-                Session(session),
-            )
-        }));
-        Ok(connection)
+        page(ctx, ctx.scope()?, filter, order, first, after).await
+    }
+
+    /// Past unlocks (sessions the supervised user ended early), newest
+    /// first: for guardians (of the users they supervise) and
+    /// administrators (of the tenant).
+    #[graphql(
+        complexity = "crate::graphql::limits::page_cost(first, crate::graphql::limits::DEFAULT_PAGE_SIZE, crate::graphql::limits::MAX_PAGE_SIZE, child_complexity)"
+    )]
+    async fn unlocks(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which unlocks.")] filter: Option<UnlockFilterInput>,
+        #[graphql(desc = "Page size; defaults to the configured page size, at most the configured maximum.")]
+        first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> Result<SessionConnection> {
+        let scope = ctx.scope()?;
+        if scope.reach == crate::services::scope::Reach::Own {
+            return Err(AppError::forbidden("unlocks are listed for guardians and administrators").into());
+        }
+        let filter = filter.unwrap_or_default().into_filter()?;
+        let order = SessionOrder {
+            field: service::SessionOrderField::EndedAt,
+            direction: service::OrderDirection::Desc,
+        };
+        page(ctx, scope, filter, order, first, after).await
     }
 
     /// One session by id.
@@ -101,6 +111,36 @@ impl SessionsQuery {
         let scope = ctx.scope()?;
         Ok(Session(service::find_session(&state.db, &scope, id).await?))
     }
+}
+
+/// One page of the sessions in `scope` matching `filter`, in `order`.
+async fn page(
+    ctx: &Context<'_>,
+    scope: Scope,
+    filter: SessionFilter,
+    order: SessionOrder,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<SessionConnection> {
+    let state = ctx.state()?;
+    let limit = page_limit(first, &state.settings.graphql)?;
+    let after: Option<(SortValue, Uuid)> = decode_after(after)?;
+    let now = state.clock.now();
+    let has_previous = after.is_some();
+    let page = service::page_sessions(&state.db, &scope, &filter, order, after, limit, now).await?;
+    prefetch::prefetch(ctx, &page.sessions).await?;
+    let mut connection = Connection::with_additional_fields(
+        has_previous,
+        page.has_next_page,
+        SessionConnectionFields { scope, filter, now },
+    );
+    connection.edges.extend(page.sessions.into_iter().map(|session| {
+        Edge::new(
+            OpaqueCursor((order.key_of(&session), session.id)),
+            Session(session),
+        )
+    }));
+    Ok(connection)
 }
 
 /// Session mutations. Each runs in one transaction and announces its

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use entity::{session, session_config};
 use uuid::Uuid;
 
-use super::types::{LockProfile, SessionStatus};
+use super::types::{LockProfile, SessionEndKind, SessionStatus, end_record};
 use crate::auth::Identity;
+use crate::config::ServiceGrant;
 use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::services::scope::Scope;
@@ -55,9 +56,21 @@ impl SessionState {
     async fn start_time(&self) -> DateTime<Utc> {
         self.session.start_time
     }
-    /// When it ends, if set.
+    /// When it ends, if set (the actual end once it has ended).
     async fn end_time(&self) -> Option<DateTime<Utc>> {
         self.session.end_time
+    }
+    /// The scheduled end, as last set (ending the session keeps it).
+    async fn planned_end_time(&self) -> Option<DateTime<Utc>> {
+        self.session.planned_end_time
+    }
+    /// When it actually ended; none while in force.
+    async fn ended_at(&self) -> Option<DateTime<Utc>> {
+        end_record(&self.session, self.now).0
+    }
+    /// How it ended; none while in force.
+    async fn end_kind(&self) -> Option<SessionEndKind> {
+        end_record(&self.session, self.now).1
     }
     /// The config's label.
     async fn label(&self) -> Option<&str> {
@@ -84,7 +97,10 @@ impl SessionState {
 
 fn reader(identity: &Identity) -> Result<ReaderScope, AppError> {
     match identity {
-        Identity::Service(_) => Ok(ReaderScope::Service),
+        Identity::Service(service) => {
+            service.require(ServiceGrant::LockState)?;
+            Ok(ReaderScope::Service)
+        }
         other => Scope::of(other).map(ReaderScope::User),
     }
 }
@@ -122,7 +138,11 @@ impl SessionStateQuery {
         })
     }
 
-    /// The session in force for a user right now, if any.
+    /// The session in force for a user right now, if any: the newest when
+    /// several are, which misleads whoever enforces only it.
+    #[graphql(
+        deprecation = "Use `lockState`: it merges every session in force, in every tenant, with the most restrictive winning."
+    )]
     async fn active_session(&self, ctx: &Context<'_>, user_id: Uuid) -> Result<Option<SessionState>> {
         let reader = reader(ctx.identity())?;
         let state = ctx.state()?;

@@ -37,6 +37,63 @@ impl From<session::SessionStatus> for SessionStatus {
     }
 }
 
+/// How a session ended.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SessionEndKind {
+    /// The supervised user ended it before its planned end (or at any time
+    /// when it had none): an unlock. Only this notifies the guardian.
+    UnlockedEarly,
+    /// Its guardian ended it.
+    EndedByGuardian,
+    /// An administrator ended it.
+    EndedByAdmin,
+    /// A guardian or an administrator revoked it.
+    Revoked,
+    /// It reached its planned end.
+    Expired,
+}
+
+impl From<session::SessionEndKind> for SessionEndKind {
+    fn from(kind: session::SessionEndKind) -> Self {
+        match kind {
+            session::SessionEndKind::UnlockedEarly => Self::UnlockedEarly,
+            session::SessionEndKind::EndedByGuardian => Self::EndedByGuardian,
+            session::SessionEndKind::EndedByAdmin => Self::EndedByAdmin,
+            session::SessionEndKind::Revoked => Self::Revoked,
+            session::SessionEndKind::Expired => Self::Expired,
+        }
+    }
+}
+
+impl From<SessionEndKind> for session::SessionEndKind {
+    fn from(kind: SessionEndKind) -> Self {
+        match kind {
+            SessionEndKind::UnlockedEarly => Self::UnlockedEarly,
+            SessionEndKind::EndedByGuardian => Self::EndedByGuardian,
+            SessionEndKind::EndedByAdmin => Self::EndedByAdmin,
+            SessionEndKind::Revoked => Self::Revoked,
+            SessionEndKind::Expired => Self::Expired,
+        }
+    }
+}
+
+/// The end record of `row` as readers see it at `now`: an active session
+/// past its planned end has expired, at that end, even before the sweeper
+/// has recorded it.
+pub(crate) fn end_record(
+    row: &session::Model,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Option<SessionEndKind>) {
+    if row.status == session::SessionStatus::Active {
+        match row.end_time {
+            Some(end) if end <= now => (Some(end), Some(SessionEndKind::Expired)),
+            _ => (None, None),
+        }
+    } else {
+        (row.ended_at, row.end_kind.map(Into::into))
+    }
+}
+
 /// A guardian–user session: an enforcement period with ordered content.
 pub struct Session(pub session::Model);
 
@@ -64,9 +121,31 @@ impl Session {
     async fn start_time(&self) -> DateTime<Utc> {
         self.0.start_time
     }
-    /// When the session ends or ended, if set.
+    /// When the session ends or ended, if set: the planned end while it
+    /// runs, the actual end afterwards (see `plannedEndTime` and `endedAt`).
     async fn end_time(&self) -> Option<DateTime<Utc>> {
         self.0.end_time
+    }
+    /// The scheduled end, as last set (ending the session keeps it).
+    async fn planned_end_time(&self) -> Option<DateTime<Utc>> {
+        self.0.planned_end_time
+    }
+    /// When the session actually ended; none while it runs.
+    async fn ended_at(&self, ctx: &async_graphql::Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        Ok(end_record(&self.0, ctx.state()?.clock.now()).0)
+    }
+    /// How the session ended; none while it runs (and for sessions ended
+    /// before this was recorded).
+    async fn end_kind(&self, ctx: &async_graphql::Context<'_>) -> Result<Option<SessionEndKind>> {
+        Ok(end_record(&self.0, ctx.state()?.clock.now()).1)
+    }
+    /// The person who ended or revoked it (none for an expiry, or once
+    /// their account is deleted).
+    async fn ended_by(&self, ctx: &async_graphql::Context<'_>) -> Result<Option<User>> {
+        let Some(ended_by) = self.0.ended_by else {
+            return Ok(None);
+        };
+        Ok(ctx.load_one(UserById(ended_by)).await?.map(User))
     }
     /// When the row was created.
     async fn created_at(&self) -> DateTime<Utc> {

@@ -67,6 +67,12 @@ pub(crate) async fn delete_tenant(
         .into_iter()
         .map(|m| m.user_id)
         .collect();
+    let sessions_gone = crate::services::sessions::deleted_along(
+        db,
+        sea_orm::sea_query::Condition::all().add(entity::session::Column::TenantId.eq(id)),
+        now,
+    )
+    .await?;
     tenant::Entity::delete_by_id(id).exec(db).await?;
     promote_defaults(db, now, &orphaned, id, viewer.user_id).await?;
     // The tenant is gone, so the row names it in `resource` only.
@@ -87,6 +93,7 @@ pub(crate) async fn delete_tenant(
     .await?;
     tracing::info!(tenant_id = %id, by = %viewer.user_id, "tenant deleted");
     // It stands for everything that went with the tenant.
-    let deleted = Event::organisation(OrganisationChange::Deleted, id, None, now);
-    Ok(Outcome::announcing(id, vec![deleted]))
+    let mut events = sessions_gone;
+    events.push(Event::organisation(OrganisationChange::Deleted, id, None, now));
+    Ok(Outcome::announcing(id, events))
 }

@@ -543,6 +543,15 @@ pub(crate) async fn delete_user(
         .filter(session_log::Column::LogoutAt.is_null())
         .exec(db)
         .await?;
+    // Its own sessions, and those it supervised, go with it.
+    let sessions_gone = crate::services::sessions::deleted_along(
+        db,
+        sea_orm::sea_query::Condition::any()
+            .add(entity::session::Column::UserId.eq(id))
+            .add(entity::session::Column::GuardianId.eq(id)),
+        now,
+    )
+    .await?;
     user::Entity::delete_by_id(account.id).exec(db).await?;
     audit::write(
         db,
@@ -565,6 +574,7 @@ pub(crate) async fn delete_user(
         .iter()
         .map(|log| ended_event(log.id, log.user_id, SessionEndReason::Revoked, None, now))
         .collect();
+    events.extend(sessions_gone);
     events.push(Event::account(AccountChange::Deleted, account.id, now));
     Ok(Outcome::announcing(account.id, events))
 }

@@ -6,7 +6,7 @@
 //! events to publish once it has committed.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::session::{self, SessionStatus};
+use entity::session::{self, SessionEndKind, SessionStatus};
 use entity::session_config;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
@@ -128,6 +128,7 @@ async fn insert(
         status: Set(SessionStatus::Active),
         start_time: Set(now),
         end_time: Set(end),
+        planned_end_time: Set(end),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -272,6 +273,7 @@ pub async fn update_session(
             ));
         }
         model.end_time = Set(Some(end));
+        model.planned_end_time = Set(Some(end));
     }
     model.updated_at = Set(now);
     let row = model.update(db).await?;
@@ -279,8 +281,22 @@ pub async fn update_session(
     Ok((row, events))
 }
 
-/// Ends or revokes an active session. Ending a session early whose config
-/// asks for it notifies its guardian with the custom message.
+/// How ending a session by a viewer of `reach` is recorded: the
+/// supervised user ending it unlocks early (it is in force, so before its
+/// planned end); a guardian or an administrator ends it.
+fn end_kind(transition: Transition, reach: Reach) -> SessionEndKind {
+    match (transition, reach) {
+        (Transition::Revoke, _) => SessionEndKind::Revoked,
+        (Transition::End, Reach::Own) => SessionEndKind::UnlockedEarly,
+        (Transition::End, Reach::Supervised) => SessionEndKind::EndedByGuardian,
+        (Transition::End, Reach::Tenant) => SessionEndKind::EndedByAdmin,
+    }
+}
+
+/// Ends or revokes an active session, recording when, by whom and how
+/// (the planned end is kept). Only an unlock (the supervised user ending
+/// it early) whose config asks for it notifies the guardian, with the
+/// custom message.
 pub async fn transition(
     db: &impl ConnectionTrait,
     scope: &Scope,
@@ -300,13 +316,17 @@ pub async fn transition(
             (SessionStatus::Revoked, SessionChange::Revoked)
         }
     };
+    let kind = end_kind(transition, scope.reach);
     let mut model: session::ActiveModel = row.clone().into();
     model.status = Set(status);
     model.end_time = Set(Some(now));
+    model.ended_at = Set(Some(now));
+    model.ended_by = Set(Some(scope.user_id));
+    model.end_kind = Set(Some(kind));
     model.updated_at = Set(now);
     let updated = model.update(db).await?;
     let mut events = vec![event(change, &updated, now)];
-    if transition == Transition::End
+    if kind == SessionEndKind::UnlockedEarly
         && let Some(guardian_id) = row.guardian_id
     {
         let config = session_config::Entity::find_by_id(row.id).one(db).await?;
@@ -357,6 +377,8 @@ pub async fn expire_due(db: &impl ConnectionTrait, now: DateTime<Utc>, limit: u6
     for row in due {
         let changed = session::Entity::update_many()
             .col_expr(session::Column::Status, Expr::value(SessionStatus::Expired))
+            .col_expr(session::Column::EndedAt, Expr::value(row.end_time))
+            .col_expr(session::Column::EndKind, Expr::value(SessionEndKind::Expired))
             .col_expr(session::Column::UpdatedAt, Expr::value(now))
             .filter(session::Column::Id.eq(row.id))
             .filter(session::Column::Status.eq(SessionStatus::Active))
@@ -367,6 +389,8 @@ pub async fn expire_due(db: &impl ConnectionTrait, now: DateTime<Utc>, limit: u6
         if changed {
             let expired = session::Model {
                 status: SessionStatus::Expired,
+                ended_at: row.end_time,
+                end_kind: Some(SessionEndKind::Expired),
                 updated_at: now,
                 ..row
             };
@@ -378,4 +402,23 @@ pub async fn expire_due(db: &impl ConnectionTrait, now: DateTime<Utc>, limit: u6
         }
     }
     Ok(events)
+}
+
+/// The `DELETED` events of the active sessions matching `which`, read
+/// before what they belong to is deleted and takes them along (a tenant,
+/// an account): whoever follows them, the lock manager above all, learns
+/// that they are gone.
+pub async fn deleted_along(
+    db: &impl ConnectionTrait,
+    which: sea_orm::sea_query::Condition,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Event>> {
+    Ok(session::Entity::find()
+        .filter(session::Column::Status.eq(SessionStatus::Active))
+        .filter(which)
+        .all(db)
+        .await?
+        .iter()
+        .map(|row| event(SessionChange::Deleted, row, now))
+        .collect())
 }

@@ -9,8 +9,8 @@ pub use config::{
     ConfigInput, LockProfileInput, MAX_APPS, configure_session, set_config, validate_lock_profile,
 };
 pub use lifecycle::{
-    DEFAULT_SESSION_TYPE, NewSession, SessionUpdate, Transition, create_session, delete_session, expire_due,
-    find_changeable, start_session, transition, update_session,
+    DEFAULT_SESSION_TYPE, NewSession, SessionUpdate, Transition, create_session, delete_session,
+    deleted_along, expire_due, find_changeable, start_session, transition, update_session,
 };
 pub use queries::{
     OrderDirection, SessionFilter, SessionOrder, SessionOrderField, SessionPage, SortValue, StateReader,

@@ -1,7 +1,7 @@
 //! Reading sessions: filtered, ordered, keyset-paged, always scoped.
 
 use chrono::{DateTime, Utc};
-use entity::session::{self, SessionStatus};
+use entity::session::{self, SessionEndKind, SessionStatus};
 use entity::session_config;
 use sea_orm::sea_query::{Condition, Order};
 use sea_orm::{
@@ -33,6 +33,13 @@ pub struct SessionFilter {
     pub ending_after: Option<DateTime<Utc>>,
     /// Ending before (sessions without an end time never match).
     pub ending_before: Option<DateTime<Utc>>,
+    /// Ended in any of these ways (as readers see it: an active session
+    /// past its end time counts as expired).
+    pub end_kinds: Option<Vec<SessionEndKind>>,
+    /// Ended at or after.
+    pub ended_after: Option<DateTime<Utc>>,
+    /// Ended before.
+    pub ended_before: Option<DateTime<Utc>>,
 }
 
 /// The order sessions are listed in.
@@ -44,6 +51,9 @@ pub enum SessionOrderField {
     StartTime,
     /// By name.
     Name,
+    /// By the actual end (for lists of ended sessions, such as unlocks:
+    /// a session not yet ended sorts by its last change).
+    EndedAt,
 }
 
 /// Ascending or descending.
@@ -89,6 +99,7 @@ impl SessionOrder {
             SessionOrderField::CreatedAt => session::Column::CreatedAt,
             SessionOrderField::StartTime => session::Column::StartTime,
             SessionOrderField::Name => session::Column::Name,
+            SessionOrderField::EndedAt => session::Column::EndedAt,
         }
     }
 
@@ -98,6 +109,7 @@ impl SessionOrder {
             SessionOrderField::CreatedAt => SortValue::Time(row.created_at),
             SessionOrderField::StartTime => SortValue::Time(row.start_time),
             SessionOrderField::Name => SortValue::Text(row.name.clone()),
+            SessionOrderField::EndedAt => SortValue::Time(row.ended_at.unwrap_or(row.updated_at)),
         }
     }
 
@@ -106,9 +118,10 @@ impl SessionOrder {
         let column = self.column();
         let value: sea_orm::Value = match (self.field, value) {
             (SessionOrderField::Name, SortValue::Text(text)) => text.into(),
-            (SessionOrderField::CreatedAt | SessionOrderField::StartTime, SortValue::Time(time)) => {
-                time.into()
-            }
+            (
+                SessionOrderField::CreatedAt | SessionOrderField::StartTime | SessionOrderField::EndedAt,
+                SortValue::Time(time),
+            ) => time.into(),
             _ => {
                 return Err(AppError::bad_input(
                     "after",
@@ -164,6 +177,18 @@ fn status_condition(status: SessionStatus, now: DateTime<Utc>) -> Condition {
     }
 }
 
+fn end_kind_condition(kind: SessionEndKind, now: DateTime<Utc>) -> Condition {
+    let recorded = Condition::all().add(session::Column::EndKind.eq(kind));
+    match kind {
+        SessionEndKind::Expired => Condition::any().add(recorded).add(
+            Condition::all()
+                .add(session::Column::Status.eq(SessionStatus::Active))
+                .add(session::Column::EndTime.lte(now)),
+        ),
+        _ => recorded,
+    }
+}
+
 fn filter_condition(filter: &SessionFilter, now: DateTime<Utc>) -> Condition {
     let mut condition = Condition::all();
     if let Some(statuses) = &filter.statuses {
@@ -191,6 +216,17 @@ fn filter_condition(filter: &SessionFilter, now: DateTime<Utc>) -> Condition {
     }
     if let Some(before) = filter.ending_before {
         condition = condition.add(session::Column::EndTime.lt(before));
+    }
+    if let Some(kinds) = &filter.end_kinds {
+        condition = condition.add(kinds.iter().fold(Condition::any(), |any, kind| {
+            any.add(end_kind_condition(*kind, now))
+        }));
+    }
+    if let Some(after) = filter.ended_after {
+        condition = condition.add(session::Column::EndedAt.gte(after));
+    }
+    if let Some(before) = filter.ended_before {
+        condition = condition.add(session::Column::EndedAt.lt(before));
     }
     condition
 }
