@@ -23,6 +23,7 @@ mod health;
 mod layers;
 mod limits;
 mod live_identity;
+mod lock_manager;
 mod login_enforcement;
 mod login_sessions;
 mod migrations;

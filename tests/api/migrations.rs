@@ -254,8 +254,80 @@ async fn the_school_of_an_account_moves_to_its_membership_in_that_schools_tenant
     }
 }
 
+async fn the_end_records_of_existing_sessions_are_filled_where_they_are_known(backend: Backend) {
+    use chrono::{Duration, TimeZone};
+    use entity::session::{SessionEndKind, SessionStatus};
+    use entity::{tenant, user};
+
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    // Back to just before end records and lock states.
+    Migrator::down(&db, Some(2)).await.unwrap();
+    let district = tenant::ActiveModel {
+        name: Set("District".to_owned()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let pupil = user::ActiveModel {
+        email: Set("pupil@example.test".to_owned()),
+        password_hash: Set("x".to_owned()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
+    let end = start + Duration::hours(1);
+    let mut ids = Vec::new();
+    for status in [
+        SessionStatus::Active,
+        SessionStatus::Expired,
+        SessionStatus::Revoked,
+        SessionStatus::Ended,
+    ] {
+        let id = uuid::Uuid::now_v7();
+        // Only the columns of the time (no `RETURNING` of the new ones).
+        session::Entity::insert(session::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(district.id),
+            user_id: Set(pupil.id),
+            name: Set(format!("{status:?}")),
+            session_type: Set("Linear Flow".to_owned()),
+            status: Set(status),
+            start_time: Set(start),
+            end_time: Set(Some(end)),
+            created_at: Set(start),
+            updated_at: Set(start),
+            ..Default::default()
+        })
+        .exec_without_returning(&db)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    Migrator::up(&db, None).await.unwrap();
+    let mut records = Vec::new();
+    for id in ids {
+        let row = session::Entity::find_by_id(id).one(&db).await.unwrap().unwrap();
+        records.push((row.planned_end_time, row.ended_at, row.end_kind, row.ended_by));
+    }
+    assert_eq!(
+        records,
+        [
+            (Some(end), None, None, None),
+            (Some(end), Some(end), Some(SessionEndKind::Expired), None),
+            // Revoking and ending overwrote the end time: only the end is known.
+            (None, Some(end), Some(SessionEndKind::Revoked), None),
+            (None, Some(end), None, None),
+        ]
+    );
+}
+
 backend_tests!(
     the_school_of_an_account_moves_to_its_membership_in_that_schools_tenant,
+    the_end_records_of_existing_sessions_are_filled_where_they_are_known,
     migrations_go_down_and_up_again,
     a_duplicate_module_position_is_rejected,
     an_unknown_status_is_rejected,
