@@ -63,6 +63,48 @@ pub struct Settings {
     pub invitations: InvitationSettings,
     /// The durable event log.
     pub events: EventLogSettings,
+    /// Delivery of notifications to the tenants' webhook endpoints.
+    pub webhooks: WebhookSettings,
+}
+
+/// Delivery of notifications to webhook endpoints (Standard Webhooks
+/// signing), at least once, retried with exponential backoff and jitter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Deliver on this instance (every instance may: each delivery is
+    /// leased to one at a time). Default true.
+    pub deliver: bool,
+    /// Attempts before a delivery is given up (then `FAILED`, visible and
+    /// redeliverable). Default 8, 1..=50.
+    pub max_attempts: i32,
+    /// Seconds before the second attempt; each further one doubles it, with
+    /// up to a quarter more at random (jitter). Default 10.
+    pub initial_backoff_secs: i64,
+    /// The longest wait between attempts, in seconds. Default 3600.
+    pub max_backoff_secs: i64,
+    /// Seconds an attempt may take (connecting, sending, answering). Default 10.
+    pub timeout_secs: u64,
+    /// Deliveries attempted at once by one instance. Default 8.
+    pub concurrency: usize,
+    /// Networks that deliveries may reach although they are private,
+    /// loopback or link-local (refused otherwise, checked on the resolved
+    /// addresses), e.g. `["10.1.0.0/16"]`. Default none.
+    pub allowed_networks: Vec<ipnet::IpNet>,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            deliver: true,
+            max_attempts: 8,
+            initial_backoff_secs: 10,
+            max_backoff_secs: 3600,
+            timeout_secs: 10,
+            concurrency: 8,
+            allowed_networks: Vec::new(),
+        }
+    }
 }
 
 /// The durable event log.
@@ -708,6 +750,24 @@ impl Settings {
         if self.events.reader_connections < 2 {
             return Err(ConfigError::OutOfRange(
                 "events.reader_connections must be at least 2: one delivers while another replays".to_owned(),
+            ));
+        }
+        let webhooks = &self.webhooks;
+        if !(1..=50).contains(&webhooks.max_attempts) {
+            return Err(ConfigError::OutOfRange(format!(
+                "webhooks.max_attempts is {}; it must be between 1 and 50",
+                webhooks.max_attempts
+            )));
+        }
+        if webhooks.initial_backoff_secs < 1 || webhooks.max_backoff_secs < webhooks.initial_backoff_secs {
+            return Err(ConfigError::OutOfRange(
+                "webhooks.initial_backoff_secs must be at least 1, and max_backoff_secs at least it"
+                    .to_owned(),
+            ));
+        }
+        if webhooks.timeout_secs < 1 || webhooks.concurrency < 1 {
+            return Err(ConfigError::OutOfRange(
+                "webhooks.timeout_secs and webhooks.concurrency must be at least 1".to_owned(),
             ));
         }
         if self.events.retention_days < 1 {

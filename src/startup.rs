@@ -22,6 +22,7 @@ use crate::services::auth::Authenticator;
 use crate::services::identity::IdentityCache;
 use crate::services::passwords::PasswordPool;
 use crate::services::settings::SettingsCache;
+use crate::services::webhooks::delivery::{self as webhook_delivery, DeliveryWake};
 use crate::state::AppState;
 
 /// Observes every SQL statement the application runs (tests count them).
@@ -56,6 +57,7 @@ pub struct Application {
     state: AppState,
     background_jobs: bool,
     deadlines: Option<DeadlineScheduler>,
+    webhooks: Option<webhook_delivery::Courier>,
 }
 
 impl Application {
@@ -102,10 +104,21 @@ impl Application {
             identity,
             gate: Arc::default(),
             passwords,
+            webhook_wake: DeliveryWake::default(),
         };
+        state.webhook_wake.listen(&state.events);
         let deadlines = if state.settings.jobs.expire_at_deadline {
             Some(
                 DeadlineScheduler::prepare(&state)
+                    .await
+                    .map_err(AppError::into_anyhow)?,
+            )
+        } else {
+            None
+        };
+        let webhooks = if state.settings.webhooks.deliver {
+            Some(
+                webhook_delivery::prepare(state.clone())
                     .await
                     .map_err(AppError::into_anyhow)?,
             )
@@ -126,6 +139,7 @@ impl Application {
             state,
             background_jobs,
             deadlines,
+            webhooks,
         })
     }
 
@@ -156,6 +170,7 @@ impl Application {
         let deadlines = self
             .deadlines
             .map(|deadlines| deadlines.spawn(self.state.clone()));
+        let webhooks = self.webhooks.map(webhook_delivery::Courier::spawn);
         // Small frames (subscription events) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|tcp| {
             if let Err(error) = tcp.set_nodelay(true) {
@@ -168,7 +183,7 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await;
-        for task in [sweeper, deadlines].into_iter().flatten() {
+        for task in [sweeper, deadlines, webhooks].into_iter().flatten() {
             task.abort();
         }
         // Activity seen but not yet written would otherwise be lost; a

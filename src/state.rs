@@ -14,6 +14,7 @@ use crate::services::auth::Authenticator;
 use crate::services::identity::IdentityCache;
 use crate::services::passwords::PasswordPool;
 use crate::services::settings::SettingsCache;
+use crate::services::webhooks::delivery::DeliveryWake;
 
 /// The long-lived handles every resolver may use (schema-level data).
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub struct AppState {
     pub gate: Arc<GateStats>,
     /// Where every Argon2 computation runs, bounded.
     pub passwords: PasswordPool,
+    /// Wakes this instance's webhook delivery.
+    pub webhook_wake: DeliveryWake,
 }
 
 /// Counts what passed through the gate (tests assert that a refused

@@ -134,6 +134,10 @@ where
     let lock_states = crate::services::lock_state::announce_changes(&txn, now, &events).await?;
     events.extend(lock_states);
     let ids = event_log::append(&txn, now, &events).await?;
+    // The webhook deliveries of the notifications among them: queued with
+    // them, so that none is lost.
+    let logged: Vec<(i64, &Event)> = ids.iter().copied().zip(events.iter()).collect();
+    crate::services::webhooks::enqueue(&txn, now, &logged).await?;
     if !ids.is_empty() {
         events::wake_instances_on_commit(&txn).await?;
     }

@@ -80,6 +80,9 @@ pub mod tenant;
 pub mod tenant_membership;
 pub mod user;
 pub mod video;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
 
 /// Re-exports of every entity type under its table's singular name.
 pub mod prelude {
@@ -101,4 +104,7 @@ pub mod prelude {
     pub use crate::tenant_membership::Entity as TenantMembership;
     pub use crate::user::Entity as User;
     pub use crate::video::Entity as Video;
+    pub use crate::webhook_attempt::Entity as WebhookAttempt;
+    pub use crate::webhook_delivery::Entity as WebhookDelivery;
+    pub use crate::webhook_endpoint::Entity as WebhookEndpoint;
 }

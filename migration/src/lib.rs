@@ -35,6 +35,9 @@ mod m20261202_000019_create_event_log_state;
 mod m20261202_000020_add_session_log_expiry_warning;
 mod m20261203_000021_add_session_end_records;
 mod m20261203_000022_create_lock_states;
+mod m20261203_000023_create_webhook_endpoints;
+mod m20261203_000024_create_webhook_deliveries;
+mod m20261203_000025_create_webhook_attempts;
 
 /// The migrator of the session-manager schema.
 pub struct Migrator;
@@ -65,6 +68,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000020_add_session_log_expiry_warning::Migration),
             Box::new(m20261203_000021_add_session_end_records::Migration),
             Box::new(m20261203_000022_create_lock_states::Migration),
+            Box::new(m20261203_000023_create_webhook_endpoints::Migration),
+            Box::new(m20261203_000024_create_webhook_deliveries::Migration),
+            Box::new(m20261203_000025_create_webhook_attempts::Migration),
         ]
     }
 }

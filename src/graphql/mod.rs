@@ -39,6 +39,7 @@ pub struct QueryRoot(
     sessions::SessionsQuery,
     sessions::SessionStateQuery,
     sessions::LockStateQuery,
+    notifications::WebhooksQuery,
     content::ContentQuery,
     settings::SettingsQuery,
 );
@@ -52,6 +53,7 @@ pub struct MutationRoot(
     tenancy::AdminMutation,
     tenancy::InvitationMutation,
     sessions::SessionsMutation,
+    notifications::WebhooksMutation,
     content::ContentMutation,
     settings::SettingsMutation,
 );

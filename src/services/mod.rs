@@ -20,3 +20,4 @@ pub mod tenant_context;
 pub mod throttle;
 pub mod unlock;
 pub mod validation;
+pub mod webhooks;

@@ -127,6 +127,8 @@ impl TestApp {
         // Delivery must come from wake-ups alone: a poll would hide a lost one.
         settings.events.poll_interval_secs = 0;
         settings.auth.token_secret = Some(SecretString::from(TEST_TOKEN_SECRET));
+        // The webhook receivers of the tests listen on loopback.
+        settings.webhooks.allowed_networks = vec!["127.0.0.0/8".parse().unwrap()];
         settings.auth.services = vec![
             ServiceCredential {
                 name: "lock-manager".to_owned(),

@@ -35,5 +35,6 @@ mod settings;
 mod subscriptions;
 mod tenant_context;
 mod throttling;
+mod webhooks;
 mod websocket;
 mod ws_client;

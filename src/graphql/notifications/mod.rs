@@ -2,6 +2,8 @@
 //! told, followed from the durable event log with cursors (delivered at
 //! least once: resume with `after`, deduplicate on `eventId`).
 
+mod webhooks;
+
 use async_graphql::{Enum, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -61,6 +63,11 @@ pub(crate) fn notification_of(logged: &Logged) -> Option<Notification> {
         _ => None,
     }
 }
+
+pub use webhooks::{
+    WebhookAttempt, WebhookDelivery, WebhookDeliveryKind, WebhookDeliveryStatus, WebhookEndpoint,
+    WebhookSecret, WebhooksMutation, WebhooksQuery,
+};
 
 /// The topics of the log that hold notifications.
 const NOTIFICATION_TOPICS: &[&str] = &["UNLOCK"];
