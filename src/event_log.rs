@@ -30,6 +30,7 @@ pub(crate) fn topic(event: &Event) -> &'static str {
         Event::Session(_) => "SESSION",
         Event::Unlock(_) => "UNLOCK",
         Event::LockState(_) => "LOCK_STATE",
+        Event::WebhookQueued(_) => "WEBHOOK",
         Event::SettingsChanged(_) => "SETTINGS_CHANGED",
         Event::LoginSession(_) => "LOGIN_SESSION",
         Event::Account(_) => "ACCOUNT",
@@ -48,6 +49,7 @@ pub(crate) fn tenant_of(event: &Event) -> Option<Uuid> {
         Event::Membership(membership) => Some(membership.tenant_id),
         Event::GuardianLink(link) => Some(link.tenant_id),
         Event::Organisation(organisation) => Some(organisation.tenant_id),
+        Event::WebhookQueued(queued) => Some(queued.tenant_id),
         // A lock state spans every tenant of its user.
         Event::SettingsChanged(_) | Event::LoginSession(_) | Event::Account(_) | Event::LockState(_) => None,
     }

@@ -121,6 +121,18 @@ pub struct LockStateEvent {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// Webhook deliveries were queued for an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookQueuedEvent {
+    /// The endpoint's tenant.
+    pub tenant_id: Uuid,
+    /// The endpoint.
+    pub endpoint_id: Uuid,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
 /// What happened to a login session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -335,6 +347,10 @@ pub enum Event {
     Unlock(UnlockNotification),
     /// The merged lock state of a user changed.
     LockState(LockStateEvent),
+    /// Webhook deliveries of a tenant were queued outside a notification
+    /// (a ping, a redelivery, an endpoint enabled): every instance's
+    /// delivery looks for what is due.
+    WebhookQueued(WebhookQueuedEvent),
     /// Session settings changed at this level: every instance drops its
     /// cached settings for it and for everything beneath it.
     SettingsChanged(SettingsScope),

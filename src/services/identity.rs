@@ -431,7 +431,11 @@ impl Inner {
                     self.everyone.send_modify(|version| *version += 1);
                 }
             }
-            Event::Organisation(_) | Event::Session(_) | Event::Unlock(_) | Event::LockState(_) => {}
+            Event::Organisation(_)
+            | Event::Session(_)
+            | Event::Unlock(_)
+            | Event::LockState(_)
+            | Event::WebhookQueued(_) => {}
         }
     }
 

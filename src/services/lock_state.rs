@@ -101,6 +101,15 @@ struct StoredProfile {
     whitelist: Vec<String>,
 }
 
+/// What locks one app, while merging.
+#[derive(Default)]
+struct Locking {
+    session_ids: Vec<Uuid>,
+    /// The latest end so far: `None` before any session, `Some(None)` once
+    /// one has no end.
+    until: Option<Option<DateTime<Utc>>>,
+}
+
 /// Merges the sessions of one user into their lock state at `now`
 /// (sessions not in force at `now` are left out).
 pub fn merge(
@@ -129,15 +138,14 @@ pub fn merge(
             }
         })
         .collect();
-    sessions.sort_by(|a, b| (a.started_at, a.session_id).cmp(&(b.started_at, b.session_id)));
-    // app → (sessions locking it, until; `None` inside: one has no end)
-    let mut locked: BTreeMap<&str, (Vec<Uuid>, Option<Option<DateTime<Utc>>>)> = BTreeMap::new();
+    sessions.sort_by_key(|session| (session.started_at, session.session_id));
+    let mut locked: BTreeMap<&str, Locking> = BTreeMap::new();
     let mut whitelisted: BTreeSet<&str> = BTreeSet::new();
     for session in &sessions {
         for app in &session.locked_apps {
-            let (ids, until) = locked.entry(app.as_str()).or_default();
-            if !ids.contains(&session.session_id) {
-                ids.push(session.session_id);
+            let Locking { session_ids, until } = locked.entry(app.as_str()).or_default();
+            if !session_ids.contains(&session.session_id) {
+                session_ids.push(session.session_id);
             }
             *until = Some(match (*until, session.ends_at) {
                 (None, end) => end,
@@ -154,10 +162,10 @@ pub fn merge(
         .collect();
     let locked_apps = locked
         .into_iter()
-        .map(|(app, (session_ids, until))| LockedApp {
+        .map(|(app, locking)| LockedApp {
             app: app.to_owned(),
-            session_ids,
-            until: until.flatten(),
+            session_ids: locking.session_ids,
+            until: locking.until.flatten(),
         })
         .collect();
     let next_change_at = sessions.iter().filter_map(|session| session.ends_at).min();

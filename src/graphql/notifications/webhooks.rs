@@ -373,13 +373,11 @@ impl WebhooksMutation {
             enabled: input.enabled,
         };
         let endpoint = write(state, async |txn| {
-            Ok(Outcome::quiet(
-                service::update_endpoint(txn, &scope, &policy, id, update, now).await?,
-            ))
+            Ok(service::update_endpoint(txn, &scope, &policy, id, update, now)
+                .await?
+                .into())
         })
         .await?;
-        // Enabled again: what waited is due.
-        state.webhook_wake.wake();
         Ok(WebhookEndpoint(endpoint))
     }
 
@@ -424,10 +422,9 @@ impl WebhooksMutation {
         let scope = ctx.scope()?;
         let now = state.clock.now();
         let row = write(state, async |txn| {
-            Ok(Outcome::quiet(service::ping(txn, &scope, id, now).await?))
+            Ok(service::ping(txn, &scope, id, now).await?.into())
         })
         .await?;
-        state.webhook_wake.wake();
         Ok(WebhookDelivery {
             row,
             attempts: Vec::new(),
@@ -441,10 +438,9 @@ impl WebhooksMutation {
         let scope = ctx.scope()?;
         let now = state.clock.now();
         let row = write(state, async |txn| {
-            Ok(Outcome::quiet(service::redeliver(txn, &scope, id, now).await?))
+            Ok(service::redeliver(txn, &scope, id, now).await?.into())
         })
         .await?;
-        state.webhook_wake.wake();
         WebhookDelivery::load(ctx, row).await
     }
 }

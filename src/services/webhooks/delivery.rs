@@ -19,7 +19,7 @@ use futures_util::future::join_all;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, Set, Statement, TransactionTrait,
+    PaginatorTrait, QueryFilter, Set, Statement,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -30,6 +30,7 @@ use crate::config::WebhookSettings;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
 use crate::state::AppState;
+use crate::unit_of_work::{self, Outcome};
 
 /// Longest error text kept for an attempt.
 const MAX_ERROR: usize = 500;
@@ -37,23 +38,19 @@ const MAX_ERROR: usize = 500;
 /// How long past its timeout an attempt keeps its lease.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
-/// Wakes this instance's delivery: new deliveries are waiting.
+/// Wakes this instance's delivery when deliveries were queued, on any
+/// instance: by a notification, or announced as `WEBHOOK_QUEUED`.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryWake(Arc<Notify>);
 
 impl DeliveryWake {
-    /// Deliveries were queued (a ping, a redelivery, a notification).
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-
-    /// Wakes on every notification delivered to this instance (other
-    /// instances queue deliveries too, in the transactions that logged them).
+    /// Wakes on every event delivered to this instance that queued
+    /// deliveries (in the transaction that logged it).
     pub(crate) fn listen(&self, events: &crate::events::EventBus) {
-        let wake = self.clone();
+        let notify = self.0.clone();
         events.observe(move |event| {
-            if matches!(event, Event::Unlock(_)) {
-                wake.wake();
+            if matches!(event, Event::Unlock(_) | Event::WebhookQueued(_)) {
+                notify.notify_one();
             }
         });
     }
@@ -167,7 +164,7 @@ impl Courier {
                 + chrono::Duration::from_std(Duration::from_secs(self.settings.timeout_secs) + LEASE_MARGIN)
                     .unwrap_or_default())
             .trunc_subsecs(3);
-            match lease_due(&self.state.db, now, lease, self.settings.concurrency).await {
+            match lease_due(&self.state, now, lease, self.settings.concurrency).await {
                 Ok(batch) if !batch.is_empty() => {
                     join_all(batch.into_iter().map(|delivery| self.deliver(delivery, lease))).await;
                 }
@@ -197,7 +194,7 @@ impl Courier {
         };
         let answer = self.attempt(&delivery, &endpoint).await;
         let now = self.state.clock.now();
-        if let Err(error) = record(&self.state.db, &self.settings, &delivery, lease, &answer, now).await {
+        if let Err(error) = record(&self.state, &delivery, lease, &answer, now).await {
             // The lease lapses and the delivery is attempted again: at least once.
             tracing::error!(error = ?error, delivery_id = %delivery.id, "could not record a webhook attempt");
         }
@@ -311,12 +308,12 @@ const DUE: &str = "d.status = 'pending'
 
 /// Leases at most `limit` due deliveries until `lease`, oldest first.
 async fn lease_due(
-    db: &sea_orm::DatabaseConnection,
+    state: &AppState,
     now: DateTime<Utc>,
     lease: DateTime<Utc>,
     limit: usize,
 ) -> AppResult<Vec<webhook_delivery::Model>> {
-    let backend = db.get_database_backend();
+    let backend = state.db.get_database_backend();
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let sql = match backend {
         DatabaseBackend::Postgres => format!(
@@ -336,16 +333,14 @@ async fn lease_due(
              RETURNING *"
         ),
     };
-    let txn = db.begin().await?;
-    let leased = webhook_delivery::Model::find_by_statement(Statement::from_sql_and_values(
-        backend,
-        sql,
-        [lease.into(), now.into(), limit.into()],
-    ))
-    .all(&txn)
-    .await?;
-    txn.commit().await?;
-    Ok(leased)
+    let statement = Statement::from_sql_and_values(backend, sql, [lease.into(), now.into(), limit.into()]);
+    unit_of_work::write(state, async |txn| {
+        let leased = webhook_delivery::Model::find_by_statement(statement)
+            .all(txn)
+            .await?;
+        Ok(Outcome::quiet(leased))
+    })
+    .await
 }
 
 /// When a delivery is due next: the earliest next attempt of a delivery
@@ -371,17 +366,31 @@ async fn next_due(db: &impl ConnectionTrait) -> AppResult<Option<DateTime<Utc>>>
 /// with its next time. A lease taken over meanwhile (it lapsed) keeps the
 /// attempt in the log but leaves the delivery to its new holder.
 async fn record(
-    db: &sea_orm::DatabaseConnection,
+    state: &AppState,
+    delivery: &webhook_delivery::Model,
+    lease: DateTime<Utc>,
+    answer: &Answer,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let settings = &state.settings.webhooks;
+    unit_of_work::write(state, async |txn| {
+        record_in(txn, settings, delivery, lease, answer, now).await?;
+        Ok(Outcome::quiet(()))
+    })
+    .await
+}
+
+async fn record_in(
+    txn: &impl ConnectionTrait,
     settings: &WebhookSettings,
     delivery: &webhook_delivery::Model,
     lease: DateTime<Utc>,
     answer: &Answer,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let txn = db.begin().await?;
     let made = webhook_attempt::Entity::find()
         .filter(webhook_attempt::Column::DeliveryId.eq(delivery.id))
-        .count(&txn)
+        .count(txn)
         .await?;
     webhook_attempt::ActiveModel {
         delivery_id: Set(delivery.id),
@@ -392,7 +401,7 @@ async fn record(
         duration_ms: Set(answer.duration_ms),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
     let attempts = delivery.attempts + 1;
     let (status, next, completed) = if answer.succeeded() {
@@ -423,9 +432,8 @@ async fn record(
         .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now))
         .filter(webhook_delivery::Column::Id.eq(delivery.id))
         .filter(webhook_delivery::Column::LeasedUntil.eq(lease))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    txn.commit().await?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! addresses are refused otherwise, so that an endpoint cannot be pointed
 //! at the server's own network (SSRF).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -110,7 +110,7 @@ fn is_special(ip: IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfe80
                 // Documentation, 2001:db8::/32.
                 || (first == 0x2001 && ip.segments()[1] == 0x0db8)
-                || ip == Ipv6Addr::from(Ipv4Addr::UNSPECIFIED.to_ipv6_mapped())
+                || ip == Ipv4Addr::UNSPECIFIED.to_ipv6_mapped()
         }
     }
 }

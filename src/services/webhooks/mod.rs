@@ -25,7 +25,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
-use crate::events::{Event, encode_cursor};
+use crate::events::{Event, WebhookQueuedEvent, encode_cursor};
 use crate::services::scope::Scope;
 use crate::services::validation::required_name;
 use egress::AddressPolicy;
@@ -170,7 +170,16 @@ pub(crate) async fn create_endpoint(
     Ok((endpoint, secret))
 }
 
-/// Changes an endpoint.
+/// The event that wakes every instance's delivery for `endpoint`.
+fn queued(endpoint: &webhook_endpoint::Model, now: DateTime<Utc>) -> Event {
+    Event::WebhookQueued(WebhookQueuedEvent {
+        tenant_id: endpoint.tenant_id,
+        endpoint_id: endpoint.id,
+        occurred_at: now,
+    })
+}
+
+/// Changes an endpoint (announced: enabled again, what waited is due).
 pub(crate) async fn update_endpoint(
     db: &impl ConnectionTrait,
     scope: &Scope,
@@ -178,7 +187,7 @@ pub(crate) async fn update_endpoint(
     id: Uuid,
     update: EndpointUpdate,
     now: DateTime<Utc>,
-) -> AppResult<webhook_endpoint::Model> {
+) -> AppResult<(webhook_endpoint::Model, Vec<Event>)> {
     let endpoint = find_endpoint(db, scope, id).await?;
     let mut model: webhook_endpoint::ActiveModel = endpoint.into();
     if let Some(url) = update.url {
@@ -194,7 +203,9 @@ pub(crate) async fn update_endpoint(
         model.enabled = Set(enabled);
     }
     model.updated_at = Set(now);
-    Ok(model.update(db).await?)
+    let endpoint = model.update(db).await?;
+    let events = vec![queued(&endpoint, now)];
+    Ok((endpoint, events))
 }
 
 /// Deletes an endpoint with its delivery log; returns its id.
@@ -239,7 +250,7 @@ pub async fn rotate_secret(
 
 /// The body of a delivery: `{"type", "timestamp", "data"}`, as the
 /// Standard Webhooks specification suggests.
-fn body(kind: &str, timestamp: DateTime<Utc>, data: serde_json::Value) -> AppResult<String> {
+fn body(kind: &str, timestamp: DateTime<Utc>, data: &serde_json::Value) -> AppResult<String> {
     let kind = match kind {
         PING => "webhook.ping",
         _ => "session.unlocked",
@@ -255,15 +266,15 @@ pub async fn ping(
     scope: &Scope,
     id: Uuid,
     now: DateTime<Utc>,
-) -> AppResult<webhook_delivery::Model> {
+) -> AppResult<(webhook_delivery::Model, Vec<Event>)> {
     let endpoint = find_endpoint(db, scope, id).await?;
     let delivery_id = Uuid::now_v7();
     let payload = body(
         PING,
         now,
-        json!({ "endpointId": endpoint.id, "tenantId": endpoint.tenant_id }),
+        &json!({ "endpointId": endpoint.id, "tenantId": endpoint.tenant_id }),
     )?;
-    Ok(webhook_delivery::ActiveModel {
+    let delivery = webhook_delivery::ActiveModel {
         id: Set(delivery_id),
         endpoint_id: Set(endpoint.id),
         tenant_id: Set(endpoint.tenant_id),
@@ -280,7 +291,8 @@ pub async fn ping(
         ..Default::default()
     }
     .insert(db)
-    .await?)
+    .await?;
+    Ok((delivery, vec![queued(&endpoint, now)]))
 }
 
 /// Queues a given-up delivery again, with a fresh set of attempts.
@@ -289,7 +301,7 @@ pub async fn redeliver(
     scope: &Scope,
     id: Uuid,
     now: DateTime<Utc>,
-) -> AppResult<webhook_delivery::Model> {
+) -> AppResult<(webhook_delivery::Model, Vec<Event>)> {
     let delivery = find_delivery(db, scope, id).await?;
     if delivery.status != DeliveryStatus::Failed {
         return Err(AppError::Conflict(format!(
@@ -307,7 +319,13 @@ pub async fn redeliver(
     model.leased_until = Set(None);
     model.completed_at = Set(None);
     model.updated_at = Set(now);
-    Ok(model.update(db).await?)
+    let delivery = model.update(db).await?;
+    let event = Event::WebhookQueued(WebhookQueuedEvent {
+        tenant_id: delivery.tenant_id,
+        endpoint_id: delivery.endpoint_id,
+        occurred_at: now,
+    });
+    Ok((delivery, vec![event]))
 }
 
 /// A delivery of an endpoint of the viewer's tenant (administrators only).
@@ -385,7 +403,7 @@ pub(crate) async fn enqueue(
         let payload = body(
             "UNLOCK",
             unlock.occurred_at,
-            json!({
+            &json!({
                 "eventId": message_id,
                 "kind": "UNLOCK",
                 "tenantId": unlock.tenant_id,
