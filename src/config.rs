@@ -81,12 +81,17 @@ pub struct WebhookSettings {
     /// Seconds before the second attempt; each further one doubles it, with
     /// up to a quarter more at random (jitter). Default 10.
     pub initial_backoff_secs: i64,
-    /// The longest wait between attempts, in seconds. Default 3600.
+    /// The longest wait between attempts, in seconds. Default 3600, at
+    /// most 86400.
     pub max_backoff_secs: i64,
-    /// Seconds an attempt may take (connecting, sending, answering). Default 10.
+    /// Seconds an attempt may take (connecting, sending, answering).
+    /// Default 10, 1..=300.
     pub timeout_secs: u64,
-    /// Deliveries attempted at once by one instance. Default 8.
+    /// Deliveries attempted at once by one instance. Default 8, 1..=256.
     pub concurrency: usize,
+    /// Days a succeeded or given-up delivery stays in the delivery log.
+    /// Default 30, 1..=3650.
+    pub log_retention_days: i64,
     /// Networks that deliveries may reach although they are private,
     /// loopback or link-local (refused otherwise, checked on the resolved
     /// addresses), e.g. `["10.1.0.0/16"]`. Default none.
@@ -102,6 +107,7 @@ impl Default for WebhookSettings {
             max_backoff_secs: 3600,
             timeout_secs: 10,
             concurrency: 8,
+            log_retention_days: 30,
             allowed_networks: Vec::new(),
         }
     }
@@ -759,15 +765,24 @@ impl Settings {
                 webhooks.max_attempts
             )));
         }
-        if webhooks.initial_backoff_secs < 1 || webhooks.max_backoff_secs < webhooks.initial_backoff_secs {
+        if webhooks.initial_backoff_secs < 1
+            || webhooks.max_backoff_secs < webhooks.initial_backoff_secs
+            || webhooks.max_backoff_secs > 86_400
+        {
             return Err(ConfigError::OutOfRange(
-                "webhooks.initial_backoff_secs must be at least 1, and max_backoff_secs at least it"
+                "webhooks.initial_backoff_secs must be at least 1, and max_backoff_secs between it and 86400"
                     .to_owned(),
             ));
         }
-        if webhooks.timeout_secs < 1 || webhooks.concurrency < 1 {
+        if !(1..=300).contains(&webhooks.timeout_secs) || !(1..=256).contains(&webhooks.concurrency) {
             return Err(ConfigError::OutOfRange(
-                "webhooks.timeout_secs and webhooks.concurrency must be at least 1".to_owned(),
+                "webhooks.timeout_secs must be between 1 and 300, webhooks.concurrency between 1 and 256"
+                    .to_owned(),
+            ));
+        }
+        if !(1..=3650).contains(&webhooks.log_retention_days) {
+            return Err(ConfigError::OutOfRange(
+                "webhooks.log_retention_days must be between 1 and 3650".to_owned(),
             ));
         }
         if self.events.retention_days < 1 {

@@ -90,7 +90,8 @@ pub async fn sweep_login_sessions(state: &AppState) -> AppResult<usize> {
 }
 
 /// Deletes lapsed invitations, login-throttle rows whose window has passed,
-/// and events past their retention; returns how many rows it deleted.
+/// events past their retention and completed webhook deliveries past
+/// theirs; returns how many rows it deleted.
 pub async fn sweep_account_records(state: &AppState) -> AppResult<u64> {
     let now = state.clock.now();
     let (invitations, throttles) = unit_of_work::write(state, async |txn| {
@@ -101,7 +102,14 @@ pub async fn sweep_account_records(state: &AppState) -> AppResult<u64> {
     .await?;
     let retention = chrono::Duration::days(state.settings.events.retention_days);
     let events = crate::event_log::sweep(&state.db, now, retention).await?;
-    Ok(invitations + throttles + events)
+    let log_retention = chrono::Duration::days(state.settings.webhooks.log_retention_days);
+    let deliveries = unit_of_work::write(state, async |txn| {
+        Ok(Outcome::quiet(
+            crate::services::webhooks::sweep_log(txn, now - log_retention).await?,
+        ))
+    })
+    .await?;
+    Ok(invitations + throttles + events + deliveries)
 }
 
 /// Runs [`sweep_expired_sessions`], [`sweep_login_sessions`] and

@@ -118,7 +118,7 @@ pub fn merge(
 ) -> MergedLockState {
     let mut sessions: Vec<LockingSession> = rows
         .iter()
-        .filter(|(row, _)| is_in_force(row, now) && row.start_time <= now)
+        .filter(|(row, _)| is_in_force(row, now))
         .map(|(row, config)| {
             let profile: StoredProfile = config
                 .as_ref()
@@ -197,8 +197,9 @@ async fn sessions_of(
     let mut query = session::Entity::find()
         .find_also_related(session_config::Entity)
         .filter(session::Column::UserId.is_in(user_ids.iter().copied()))
+        // Sessions start when they are made: no start filter, which another
+        // instance's clock running behind would turn into a missed session.
         .filter(session::Column::Status.eq(SessionStatus::Active))
-        .filter(session::Column::StartTime.lte(now))
         .filter(
             Condition::any()
                 .add(session::Column::EndTime.is_null())
@@ -226,12 +227,8 @@ pub async fn read(
     user_ids: &[Uuid],
     now: DateTime<Utc>,
 ) -> AppResult<(i64, Vec<(Uuid, MergedLockState)>)> {
-    let mut unique = Vec::with_capacity(user_ids.len());
-    for id in user_ids {
-        if !unique.contains(id) {
-            unique.push(*id);
-        }
-    }
+    let mut seen = std::collections::HashSet::with_capacity(user_ids.len());
+    let unique: Vec<Uuid> = user_ids.iter().copied().filter(|id| seen.insert(*id)).collect();
     if unique.len() > MAX_USERS {
         return Err(AppError::bad_input(
             "userIds",
@@ -249,6 +246,12 @@ pub async fn read(
         })
         .collect();
     Ok((cursor, states))
+}
+
+/// The second key of a user's advisory lock: the random tail of the id.
+fn lock_key(user_id: Uuid) -> i32 {
+    let bytes = user_id.as_bytes();
+    i32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]])
 }
 
 /// The users whose lock state `events` may have changed, in a fixed
@@ -283,16 +286,23 @@ pub(crate) async fn announce_changes(
 ) -> AppResult<Vec<Event>> {
     let mut announced = Vec::new();
     let (affected, deleted) = affected_users(events);
-    for user_id in affected {
-        if db.get_database_backend() == DatabaseBackend::Postgres {
-            let bytes = user_id.as_bytes();
-            let key = i32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+    // In the order of their lock keys, each key once: two users may share
+    // a key, and every transaction must take the keys in one order.
+    let mut affected: Vec<(i32, Uuid)> = affected
+        .into_iter()
+        .map(|user_id| (lock_key(user_id), user_id))
+        .collect();
+    affected.sort_unstable();
+    let mut locked = None;
+    for (key, user_id) in affected {
+        if db.get_database_backend() == DatabaseBackend::Postgres && locked != Some(key) {
             db.execute_raw(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
                 "SELECT pg_advisory_xact_lock($1, $2)",
                 [LOCK_STATE_LOCK_CLASS.into(), key.into()],
             ))
             .await?;
+            locked = Some(key);
         }
         let rows = sessions_of(db, LockStateReader::Service, &[user_id], now)
             .await?

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::backend_tests;
 use crate::fixtures::World;
-use crate::helpers::{Backend, TestApp, error_code};
+use crate::helpers::{Backend, TestApp, TestDatabase, error_code};
 
 /// What a test receiver got.
 #[derive(Debug, Clone)]
@@ -325,6 +325,8 @@ async fn a_rotated_secret_signs_beside_the_new_one_during_the_overlap(backend: B
     app.ok_as(&admin, PING, json!({ "id": endpoint })).await;
     let during = receiver.next().await;
     assert!(signed_by(&during, &new) && signed_by(&during, &old), "{during:?}");
+    // One ping at a time: the next once this one is recorded.
+    wait_for_log(&app, &admin, &endpoint, |log| log[0]["status"] == "SUCCEEDED").await;
     app.clock.advance(Duration::minutes(10));
     app.ok_as(&admin, PING, json!({ "id": endpoint })).await;
     let after = receiver.next().await;
@@ -381,6 +383,47 @@ async fn endpoints_refuse_private_addresses_and_belong_to_their_tenants_admins(b
         .error_as(Some(&guardian), "{ webhookEndpoints { id } }", json!({}))
         .await;
     assert_eq!(error_code(&error), "FORBIDDEN");
+}
+
+/// Two instances on one PostgreSQL database both wake for every
+/// notification: each delivery is still attempted once (leases).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_instances_each_delivery_is_attempted_by_one() {
+    let Some(backend) = Backend::postgres() else {
+        eprintln!("TEST_POSTGRES_URL is not set: skipped");
+        return;
+    };
+    let database = TestDatabase::create(backend).await;
+    let first = TestApp::spawn_on(database.clone(), |_| {}).await;
+    let second = TestApp::spawn_on(database, |_| {}).await;
+    let world = World::create(&first.db).await;
+    let admin = world.login(&first, "admin").await;
+    let mut receivers = [Receiver::spawn(&[]).await, Receiver::spawn(&[]).await];
+    let mut endpoints = Vec::new();
+    for receiver in &receivers {
+        let created = first.ok_as(&admin, CREATE, json!({ "url": receiver.url })).await;
+        endpoints.push(created["createWebhookEndpoint"]["endpoint"]["id"].clone());
+    }
+    let user = world.login(&second, "user").await;
+    let other_user = world.login(&first, "other_user").await;
+    second
+        .ok_as(&user, END, json!({ "id": world.sessions["user"] }))
+        .await;
+    first
+        .ok_as(&other_user, END, json!({ "id": world.sessions["other_user"] }))
+        .await;
+    for (receiver, endpoint) in receivers.iter_mut().zip(&endpoints) {
+        let ids = [receiver.next().await.id, receiver.next().await.id];
+        assert_ne!(ids[0], ids[1]);
+        let log = wait_for_log(&first, &admin, endpoint, |log| {
+            log.len() == 2 && log.iter().all(|delivery| delivery["status"] == "SUCCEEDED")
+        })
+        .await;
+        for delivery in &log {
+            assert_eq!(delivery["attempts"].as_array().unwrap().len(), 1, "{delivery}");
+        }
+        assert!(receiver.nothing_more());
+    }
 }
 
 backend_tests!(

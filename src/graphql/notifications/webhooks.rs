@@ -1,18 +1,14 @@
 //! Webhook endpoints of a tenant, for its administrators: registering,
 //! changing, rotating secrets, test pings, the delivery log, redelivery.
 
-use std::collections::HashMap;
-
 use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::webhook_delivery::{self, DeliveryStatus};
 use entity::{webhook_attempt, webhook_endpoint};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::NotificationKind;
-use crate::error::AppError;
 use crate::graphql::ContextExt;
 use crate::graphql::paging::{decode_after, page_limit};
 use crate::services::webhooks::egress::AddressPolicy;
@@ -85,17 +81,8 @@ impl WebhookEndpoint {
         let (rows, more) =
             service::page_deliveries(&state.db, &self.0, status.map(Into::into), after, limit).await?;
         // Every attempt of the page at once.
-        let mut attempts: HashMap<Uuid, Vec<webhook_attempt::Model>> = HashMap::new();
-        for attempt in webhook_attempt::Entity::find()
-            .filter(webhook_attempt::Column::DeliveryId.is_in(rows.iter().map(|row| row.id)))
-            .order_by_asc(webhook_attempt::Column::AttemptedAt)
-            .order_by_asc(webhook_attempt::Column::Attempt)
-            .all(&state.db)
-            .await
-            .map_err(AppError::from)?
-        {
-            attempts.entry(attempt.delivery_id).or_default().push(attempt);
-        }
+        let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+        let mut attempts = service::attempts_of(&state.db, &ids).await?;
         let mut connection = Connection::new(after.is_some(), more);
         connection.edges.extend(rows.into_iter().map(|row| {
             let attempts = attempts.remove(&row.id).unwrap_or_default();
@@ -169,7 +156,10 @@ pub struct WebhookDelivery {
 
 impl WebhookDelivery {
     async fn load(ctx: &Context<'_>, row: webhook_delivery::Model) -> Result<Self> {
-        let attempts = service::attempts_of(&ctx.state()?.db, row.id).await?;
+        let attempts = service::attempts_of(&ctx.state()?.db, &[row.id])
+            .await?
+            .remove(&row.id)
+            .unwrap_or_default();
         Ok(Self { row, attempts })
     }
 }
@@ -229,7 +219,7 @@ impl WebhookDelivery {
     async fn completed_at(&self) -> Option<DateTime<Utc>> {
         self.row.completed_at
     }
-    /// Every attempt, oldest first.
+    /// Its attempts, oldest first (the latest 50).
     async fn attempts(&self) -> Vec<WebhookAttempt> {
         self.attempts
             .iter()

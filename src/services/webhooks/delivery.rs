@@ -88,6 +88,9 @@ pub(crate) async fn prepare(state: AppState) -> AppResult<Courier> {
     let client = reqwest::Client::builder()
         .dns_resolver(Arc::new(GuardedResolver(policy.clone())))
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy from the environment would resolve and connect past the
+        // address policy.
+        .no_proxy()
         .timeout(Duration::from_secs(settings.timeout_secs))
         .user_agent(concat!("session-manager-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()

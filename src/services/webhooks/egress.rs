@@ -41,7 +41,18 @@ impl AddressPolicy {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
-        !is_special(ip) || self.allowed.iter().any(|net| net.contains(&ip))
+        if self.allowed.iter().any(|net| net.contains(&ip)) {
+            return true;
+        }
+        // An IPv6 address that reaches an IPv4 one (NAT64, 6to4, the
+        // deprecated compatible form) is what that IPv4 address is.
+        if let IpAddr::V6(v6) = ip
+            && let Some(v4) = embedded_ipv4(v6)
+            && !self.permits(IpAddr::V4(v4))
+        {
+            return false;
+        }
+        !is_special(ip)
     }
 
     /// Checks an endpoint URL: http or https, a host, no credentials, at
@@ -65,6 +76,12 @@ impl AddressPolicy {
                 "must not carry credentials: deliveries are signed instead",
             ));
         }
+        if url.as_str().len() > MAX_URL {
+            return Err(AppError::bad_input(
+                field,
+                format!("at most {MAX_URL} characters"),
+            ));
+        }
         match url.host() {
             None => return Err(AppError::bad_input(field, "must name a host")),
             Some(url::Host::Ipv4(ip)) if !self.permits(IpAddr::V4(ip)) => {
@@ -76,6 +93,20 @@ impl AddressPolicy {
             Some(_) => {}
         }
         Ok(url)
+    }
+}
+
+/// The IPv4 address an IPv6 one carries to: NAT64 (`64:ff9b::/96`,
+/// `64:ff9b:1::/48`), 6to4 (`2002::/16`) and IPv4-compatible (`::/96`).
+fn embedded_ipv4(ip: std::net::Ipv6Addr) -> Option<Ipv4Addr> {
+    let segments = ip.segments();
+    let octets = ip.octets();
+    let last = Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]);
+    match segments {
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] | [0x64, 0xff9b, 1, ..] => Some(last),
+        [0x2002, ..] => Some(Ipv4Addr::new(octets[2], octets[3], octets[4], octets[5])),
+        [0, 0, 0, 0, 0, 0, _, _] if !ip.is_loopback() && !ip.is_unspecified() => Some(last),
+        _ => None,
     }
 }
 
@@ -97,6 +128,8 @@ fn is_special(ip: IpAddr) -> bool {
                 // IETF protocol assignments and benchmarking.
                 || (a == 192 && b == 0 && ip.octets()[2] == 0)
                 || (a == 198 && (18..20).contains(&b))
+                // The 6to4 relay anycast, 192.88.99.0/24.
+                || (a == 192 && b == 88 && ip.octets()[2] == 99)
                 || a >= 240
         }
         IpAddr::V6(ip) => {
@@ -108,8 +141,12 @@ fn is_special(ip: IpAddr) -> bool {
                 || (first & 0xfe00) == 0xfc00
                 // Link-local, fe80::/10.
                 || (first & 0xffc0) == 0xfe80
-                // Documentation, 2001:db8::/32.
-                || (first == 0x2001 && ip.segments()[1] == 0x0db8)
+                // Documentation, 2001:db8::/32; Teredo, 2001::/32.
+                || (first == 0x2001 && matches!(ip.segments()[1], 0x0db8 | 0))
+                // Discard-only, 100::/64.
+                || ip.segments()[..4] == [0x100, 0, 0, 0]
+                // Site-local (deprecated), fec0::/10.
+                || (first & 0xffc0) == 0xfec0
                 || ip == Ipv4Addr::UNSPECIFIED.to_ipv6_mapped()
         }
     }
@@ -167,10 +204,24 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "2002:7f00:1::",
+            "2001::1",
+            "100::1",
+            "fec0::1",
+            "192.88.99.1",
         ] {
             assert!(!strict.permits(ip(refused)), "{refused}");
         }
-        for public in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "8.8.8.8"] {
+        for public in [
+            "93.184.216.34",
+            "2606:2800:220:1:248:1893:25c8:1946",
+            "8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(strict.permits(ip(public)), "{public}");
         }
         let loopback = AddressPolicy::new(&["127.0.0.0/8".parse().unwrap_or_else(|_| panic!("a network"))]);

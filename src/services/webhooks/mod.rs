@@ -268,6 +268,17 @@ pub async fn ping(
     now: DateTime<Utc>,
 ) -> AppResult<(webhook_delivery::Model, Vec<Event>)> {
     let endpoint = find_endpoint(db, scope, id).await?;
+    let pending = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::EndpointId.eq(endpoint.id))
+        .filter(webhook_delivery::Column::Kind.eq(PING))
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
+        .count(db)
+        .await?;
+    if pending > 0 {
+        return Err(AppError::Conflict(
+            "a ping to this endpoint is still pending: see its delivery log".to_owned(),
+        ));
+    }
     let delivery_id = Uuid::now_v7();
     let payload = body(
         PING,
@@ -369,21 +380,47 @@ pub async fn page_deliveries(
     Ok((rows, more))
 }
 
-/// The attempts of a delivery, in order.
+/// Most attempts shown per delivery (the latest; redeliveries add more).
+pub const MAX_SHOWN_ATTEMPTS: usize = 50;
+
+/// The attempts of deliveries, oldest first, the latest
+/// [`MAX_SHOWN_ATTEMPTS`] of each.
 pub async fn attempts_of(
     db: &impl ConnectionTrait,
-    delivery_id: Uuid,
-) -> AppResult<Vec<webhook_attempt::Model>> {
-    Ok(webhook_attempt::Entity::find()
-        .filter(webhook_attempt::Column::DeliveryId.eq(delivery_id))
+    delivery_ids: &[Uuid],
+) -> AppResult<std::collections::HashMap<Uuid, Vec<webhook_attempt::Model>>> {
+    let mut by_delivery: std::collections::HashMap<Uuid, Vec<webhook_attempt::Model>> =
+        std::collections::HashMap::new();
+    for attempt in webhook_attempt::Entity::find()
+        .filter(webhook_attempt::Column::DeliveryId.is_in(delivery_ids.iter().copied()))
         .order_by_asc(webhook_attempt::Column::AttemptedAt)
         .order_by_asc(webhook_attempt::Column::Attempt)
         .all(db)
-        .await?)
+        .await?
+    {
+        by_delivery.entry(attempt.delivery_id).or_default().push(attempt);
+    }
+    for attempts in by_delivery.values_mut() {
+        let extra = attempts.len().saturating_sub(MAX_SHOWN_ATTEMPTS);
+        attempts.drain(..extra);
+    }
+    Ok(by_delivery)
 }
 
-/// Inside the transaction that logged them: one delivery per enabled
-/// endpoint of the tenant for each notification among the logged events.
+/// Deletes the deliveries (and their attempts) that succeeded or were
+/// given up before `before`; returns how many.
+pub(crate) async fn sweep_log(db: &impl ConnectionTrait, before: DateTime<Utc>) -> AppResult<u64> {
+    Ok(webhook_delivery::Entity::delete_many()
+        .filter(webhook_delivery::Column::Status.ne(DeliveryStatus::Pending))
+        .filter(webhook_delivery::Column::CompletedAt.lt(before))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// Inside the transaction that logged them: one delivery per endpoint of
+/// the tenant that asked for its kind, for each notification among the
+/// logged events (a disabled endpoint's wait until it is enabled).
 /// Returns how many it queued.
 pub(crate) async fn enqueue(
     db: &impl ConnectionTrait,
