@@ -225,14 +225,14 @@ async fn execute(
             } else {
                 StatusCode::OK
             };
-            (status, response_json(&response, request_error))
+            (status, response_body(&response, request_error))
         }
         Ok(BatchResponse::Batch(responses)) => {
-            let bodies = responses
+            let bodies: Vec<Body<'_>> = responses
                 .iter()
-                .map(|response| response_json(response, is_request_error(response)))
+                .map(|response| Body::of(response, is_request_error(response)))
                 .collect();
-            (StatusCode::OK, serde_json::Value::Array(bodies))
+            (StatusCode::OK, to_bytes(&bodies))
         }
         Err(error) => {
             tracing::error!(%error, "the GraphQL execution task failed");
@@ -244,7 +244,7 @@ async fn execute(
             );
         }
     };
-    let mut response = (status, body.to_string()).into_response();
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -313,15 +313,43 @@ fn is_request_error(response: &Response) -> bool {
         && response.errors.iter().all(|error| error.path.is_empty())
 }
 
-/// The response body; request errors carry no `data` entry, as the
-/// specification asks.
-fn response_json(response: &Response, request_error: bool) -> serde_json::Value {
-    let mut body = serde_json::to_value(response)
-        .unwrap_or_else(|_| json!({ "errors": [{ "message": "internal error" }] }));
-    if request_error && let Some(object) = body.as_object_mut() {
-        object.remove("data");
+/// A response as it is sent: `errors` first when there are any (as the
+/// specification suggests), no `data` entry for a request error, and the
+/// result's entries in the order of the selection set (serialized straight
+/// from async-graphql's ordered map, not through a sorted one).
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+impl<'a> Body<'a> {
+    fn of(response: &'a Response, request_error: bool) -> Self {
+        Self {
+            errors: &response.errors,
+            data: (!request_error).then_some(&response.data),
+            extensions: &response.extensions,
+        }
     }
-    body
+}
+
+/// The JSON of `body`, or a coded internal error should it not serialize.
+fn to_bytes(body: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_else(|error| {
+        tracing::error!(%error, "a response could not be serialized");
+        json!({ "errors": [{ "message": "internal error", "extensions": { "code": "INTERNAL" } }] })
+            .to_string()
+            .into_bytes()
+    })
+}
+
+/// The body of one response.
+fn response_body(response: &Response, request_error: bool) -> Vec<u8> {
+    to_bytes(&Body::of(response, request_error))
 }
 
 /// The client's user agent and address. Behind a trusted proxy the first

@@ -201,7 +201,38 @@ async fn graphiql_can_introspect_the_schema(backend: Backend) {
     );
 }
 
+async fn responses_keep_the_field_order_of_the_query_single_and_batched(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let query = "{ zeta: __typename __type(name: \"Session\") { name kind description } alpha: __typename }";
+    let post = async |body: Value| {
+        app.client
+            .post(app.url("/graphql"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let expected = r#"{"data":{"zeta":"QueryRoot","__type":{"name":"Session","kind":"OBJECT","description":"#;
+    let single = post(json!({ "query": query })).await;
+    assert!(single.starts_with(expected), "{single}");
+    assert!(single.ends_with(r#"},"alpha":"QueryRoot"}}"#), "{single}");
+    let batched = post(json!([{ "query": query }, { "query": "{ b: __typename a: __typename }" }])).await;
+    assert!(batched.starts_with(&format!("[{expected}")), "{batched}");
+    assert!(
+        batched.ends_with(r#"{"data":{"b":"QueryRoot","a":"QueryRoot"}}]"#),
+        "{batched}"
+    );
+    // Errors come first, and a request error carries no `data`.
+    let refused = post(json!({ "query": "{ nope }" })).await;
+    assert!(refused.starts_with(r#"{"errors":[{"message":"#), "{refused}");
+    assert!(!refused.contains(r#""data""#), "{refused}");
+}
+
 backend_tests!(
+    responses_keep_the_field_order_of_the_query_single_and_batched,
     graphiql_can_introspect_the_schema,
     a_post_query_answers_with_the_negotiated_media_type,
     an_invalid_document_is_400_under_graphql_response_json_and_200_under_json,
