@@ -171,10 +171,10 @@ pub(crate) async fn create_endpoint(
 }
 
 /// The event that wakes every instance's delivery for `endpoint`.
-fn queued(endpoint: &webhook_endpoint::Model, now: DateTime<Utc>) -> Event {
+fn queued(tenant_id: Uuid, endpoint_id: Uuid, now: DateTime<Utc>) -> Event {
     Event::WebhookQueued(WebhookQueuedEvent {
-        tenant_id: endpoint.tenant_id,
-        endpoint_id: endpoint.id,
+        tenant_id,
+        endpoint_id,
         occurred_at: now,
     })
 }
@@ -204,7 +204,7 @@ pub(crate) async fn update_endpoint(
     }
     model.updated_at = Set(now);
     let endpoint = model.update(db).await?;
-    let events = vec![queued(&endpoint, now)];
+    let events = vec![queued(endpoint.tenant_id, endpoint.id, now)];
     Ok((endpoint, events))
 }
 
@@ -303,7 +303,7 @@ pub async fn ping(
     }
     .insert(db)
     .await?;
-    Ok((delivery, vec![queued(&endpoint, now)]))
+    Ok((delivery, vec![queued(endpoint.tenant_id, endpoint.id, now)]))
 }
 
 /// Queues a given-up delivery again, with a fresh set of attempts.
@@ -331,11 +331,7 @@ pub async fn redeliver(
     model.completed_at = Set(None);
     model.updated_at = Set(now);
     let delivery = model.update(db).await?;
-    let event = Event::WebhookQueued(WebhookQueuedEvent {
-        tenant_id: delivery.tenant_id,
-        endpoint_id: delivery.endpoint_id,
-        occurred_at: now,
-    });
+    let event = queued(delivery.tenant_id, delivery.endpoint_id, now);
     Ok((delivery, vec![event]))
 }
 
