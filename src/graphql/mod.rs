@@ -181,6 +181,39 @@ pub(crate) fn live_identity(ctx: &Context<'_>) -> Result<LiveIdentity, AppError>
     })
 }
 
+/// What `pick` makes of each event of `feed`, in order, for a subscriber
+/// that needs no per-event check of its own (a service); ends with the
+/// feed, or with its first error.
+pub(crate) fn feed_stream<T, F>(
+    feed: crate::events::Feed,
+    pick: F,
+) -> futures_util::stream::BoxStream<'static, async_graphql::Result<T>>
+where
+    T: Send + 'static,
+    F: Fn(&crate::events::Logged) -> Option<T> + Send + Sync + 'static,
+{
+    use futures_util::StreamExt;
+    let pick = Arc::new(pick);
+    futures_util::stream::unfold(Some(feed), move |feed| {
+        let pick = pick.clone();
+        async move {
+            let mut feed = feed?;
+            loop {
+                match feed.next().await {
+                    Ok(Some(logged)) => {
+                        if let Some(item) = pick(&logged) {
+                            return Some((Ok(item), Some(feed)));
+                        }
+                    }
+                    Ok(None) => return None,
+                    Err(error) => return Some((Err(error.into()), None)),
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
 /// The event feed a subscription reads: replayed from `after` (an
 /// `eventId`) and then live, or live from now.
 ///

@@ -18,9 +18,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use entity::session::{self, SessionStatus};
+use entity::session;
 use entity::{lock_state, session_config};
-use sea_orm::sea_query::{Condition, OnConflict};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, Set, Statement,
 };
@@ -30,8 +30,7 @@ use uuid::Uuid;
 use crate::error::{AppError, AppResult};
 use crate::event_log;
 use crate::events::{AccountChange, Event, LockStateEvent};
-use crate::services::scope::Scope;
-use crate::services::sessions::is_in_force;
+use crate::services::sessions::{StateReader, in_force_condition, is_in_force};
 
 /// The first key of the advisory locks that serialise the lock-state
 /// computations of one user (PostgreSQL); the second is from the user id.
@@ -177,20 +176,10 @@ pub fn merge(
     }
 }
 
-/// Who reads lock states: a service (every tenant), or a person (only the
-/// sessions in their scope count).
-#[derive(Debug, Clone, Copy)]
-pub enum LockStateReader<'a> {
-    /// A configured service.
-    Service,
-    /// A logged-in person.
-    User(&'a Scope),
-}
-
 /// The sessions of `user_ids` that may be in force at `now`, with their configs.
 async fn sessions_of(
     db: &impl ConnectionTrait,
-    reader: LockStateReader<'_>,
+    reader: StateReader<'_>,
     user_ids: &[Uuid],
     now: DateTime<Utc>,
 ) -> AppResult<HashMap<Uuid, Vec<(session::Model, Option<session_config::Model>)>>> {
@@ -199,15 +188,10 @@ async fn sessions_of(
         .filter(session::Column::UserId.is_in(user_ids.iter().copied()))
         // Sessions start when they are made: no start filter, which another
         // instance's clock running behind would turn into a missed session.
-        .filter(session::Column::Status.eq(SessionStatus::Active))
-        .filter(
-            Condition::any()
-                .add(session::Column::EndTime.is_null())
-                .add(session::Column::EndTime.gt(now)),
-        )
+        .filter(in_force_condition(now))
         .order_by_asc(session::Column::StartTime)
         .order_by_asc(session::Column::Id);
-    if let LockStateReader::User(scope) = reader {
+    if let StateReader::User(scope) = reader {
         query = query.filter(scope.sessions());
     }
     let mut by_user: HashMap<Uuid, Vec<_>> = HashMap::new();
@@ -223,7 +207,7 @@ async fn sessions_of(
 /// meanwhile may be in both).
 pub async fn read(
     db: &impl ConnectionTrait,
-    reader: LockStateReader<'_>,
+    reader: StateReader<'_>,
     user_ids: &[Uuid],
     now: DateTime<Utc>,
 ) -> AppResult<(i64, Vec<(Uuid, MergedLockState)>)> {
@@ -304,7 +288,7 @@ pub(crate) async fn announce_changes(
             .await?;
             locked = Some(key);
         }
-        let rows = sessions_of(db, LockStateReader::Service, &[user_id], now)
+        let rows = sessions_of(db, StateReader::Service, &[user_id], now)
             .await?
             .remove(&user_id)
             .unwrap_or_default();
@@ -349,6 +333,7 @@ pub(crate) async fn announce_changes(
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
+    use entity::session::SessionStatus;
     use serde_json::json;
 
     use super::*;

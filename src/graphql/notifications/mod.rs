@@ -6,15 +6,14 @@ mod webhooks;
 
 use async_graphql::{Enum, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
-use futures_util::stream::{self, BoxStream};
+use futures_util::stream::BoxStream;
 use uuid::Uuid;
 
 use crate::auth::Identity;
 use crate::config::ServiceGrant;
 use crate::error::AppError;
 use crate::events::{Event, Logged};
-use crate::graphql::{ContextExt, feed_after};
+use crate::graphql::{ContextExt, feed_after, feed_stream};
 
 /// What a notification is about. More kinds will come: a receiver ignores
 /// (and acknowledges) kinds it does not know.
@@ -98,30 +97,12 @@ impl NotificationsSubscription {
         };
         service.require(ServiceGrant::Notifications)?;
         let feed = feed_after(ctx.state()?, after.as_deref(), NOTIFICATION_TOPICS, None).await?;
-        Ok(stream::unfold(Some(feed), move |feed| {
-            let kinds = kinds.clone();
-            async move {
-                let mut feed = feed?;
-                loop {
-                    match feed.next().await {
-                        Ok(Some(logged)) => {
-                            let Some(notification) = notification_of(&logged) else {
-                                continue;
-                            };
-                            if kinds
-                                .as_ref()
-                                .is_some_and(|kinds| !kinds.contains(&notification.kind))
-                            {
-                                continue;
-                            }
-                            return Some((Ok(notification), Some(feed)));
-                        }
-                        Ok(None) => return None,
-                        Err(error) => return Some((Err(error.into()), None)),
-                    }
-                }
-            }
-        })
-        .boxed())
+        Ok(feed_stream(feed, move |logged| {
+            notification_of(logged).filter(|notification| {
+                kinds
+                    .as_ref()
+                    .is_none_or(|kinds| kinds.contains(&notification.kind))
+            })
+        }))
     }
 }

@@ -14,9 +14,9 @@ use crate::auth::Identity;
 use crate::config::ServiceGrant;
 use crate::error::AppError;
 use crate::events::{Event, encode_cursor};
-use crate::graphql::{ContextExt, feed_after};
-use crate::services::lock_state::{self, LockStateReader, LockingSession, MAX_USERS, MergedLockState};
-use crate::services::scope::Scope;
+use crate::graphql::{ContextExt, feed_after, feed_stream};
+use crate::services::lock_state::{self, LockingSession, MAX_USERS, MergedLockState};
+use crate::services::sessions::StateReader;
 
 /// What is in force on a supervised user's devices now, merged across
 /// every session in force in every one of their tenants (a device has one
@@ -177,31 +177,6 @@ impl LockedApp {
     }
 }
 
-/// Who reads: a service granted `lock_state`, or a person in their scope.
-enum Reader {
-    Service,
-    User(Scope),
-}
-
-impl Reader {
-    fn of(identity: &Identity) -> Result<Self, AppError> {
-        match identity {
-            Identity::Service(service) => {
-                service.require(ServiceGrant::LockState)?;
-                Ok(Self::Service)
-            }
-            other => Scope::of(other).map(Self::User),
-        }
-    }
-
-    fn as_reader(&self) -> LockStateReader<'_> {
-        match self {
-            Self::Service => LockStateReader::Service,
-            Self::User(scope) => LockStateReader::User(scope),
-        }
-    }
-}
-
 /// The lock-state query.
 #[derive(Default)]
 pub struct LockStateQuery;
@@ -213,7 +188,7 @@ impl LockStateQuery {
     /// (service credential granted `lock_state`), and for people within
     /// their scope.
     async fn lock_state(&self, ctx: &Context<'_>, user_id: Uuid) -> Result<LockState> {
-        let reader = Reader::of(ctx.identity())?;
+        let reader = super::state::reader(ctx.identity())?;
         let state = ctx.state()?;
         let (cursor, mut states) =
             lock_state::read(&state.db, reader.as_reader(), &[user_id], state.clock.now()).await?;
@@ -265,7 +240,7 @@ impl LockStateSubscription {
                 // from it, so nothing committed meanwhile is missed.
                 let now = state.clock.now();
                 let (cursor, states) =
-                    lock_state::read(&state.db, LockStateReader::Service, &user_ids, now).await?;
+                    lock_state::read(&state.db, StateReader::Service, &user_ids, now).await?;
                 let cursor = encode_cursor(cursor);
                 let feed = feed_after(&state, Some(&cursor), &["LOCK_STATE"], None).await?;
                 let initial = states
@@ -275,27 +250,13 @@ impl LockStateSubscription {
                 (initial, feed)
             }
         };
-        let changes = stream::unfold(Some(feed), move |feed| {
-            let watched = watched.clone();
-            async move {
-                let mut feed = feed?;
-                loop {
-                    match feed.next().await {
-                        Ok(Some(logged)) => {
-                            let Event::LockState(change) = &logged.event else {
-                                continue;
-                            };
-                            if !watched.contains(&change.user_id) {
-                                continue;
-                            }
-                            let item = LockState::new(change.user_id, logged.cursor(), change.state.clone());
-                            return Some((Ok(item), Some(feed)));
-                        }
-                        Ok(None) => return None,
-                        Err(error) => return Some((Err(error.into()), None)),
-                    }
-                }
-            }
+        let changes = feed_stream(feed, move |logged| match &logged.event {
+            Event::LockState(change) if watched.contains(&change.user_id) => Some(LockState::new(
+                change.user_id,
+                logged.cursor(),
+                change.state.clone(),
+            )),
+            _ => None,
         });
         Ok(stream::iter(initial).chain(changes).boxed())
     }

@@ -95,7 +95,9 @@ impl SessionState {
     }
 }
 
-fn reader(identity: &Identity) -> Result<ReaderScope, AppError> {
+/// Who reads session state: a service granted `lock_state` (every
+/// tenant), or a person within their scope.
+pub(super) fn reader(identity: &Identity) -> Result<ReaderScope, AppError> {
     match identity {
         Identity::Service(service) => {
             service.require(ServiceGrant::LockState)?;
@@ -105,13 +107,13 @@ fn reader(identity: &Identity) -> Result<ReaderScope, AppError> {
     }
 }
 
-enum ReaderScope {
+pub(super) enum ReaderScope {
     Service,
     User(Scope),
 }
 
 impl ReaderScope {
-    fn as_reader(&self) -> StateReader<'_> {
+    pub(super) fn as_reader(&self) -> StateReader<'_> {
         match self {
             Self::Service => StateReader::Service,
             Self::User(scope) => StateReader::User(scope),

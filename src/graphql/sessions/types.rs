@@ -77,21 +77,14 @@ impl From<SessionEndKind> for session::SessionEndKind {
     }
 }
 
-/// The end record of `row` as readers see it at `now`: an active session
-/// past its planned end has expired, at that end, even before the sweeper
-/// has recorded it.
+/// The end record of `row` as readers see it at `now` (see
+/// `services::sessions::effective_end`).
 pub(crate) fn end_record(
     row: &session::Model,
     now: DateTime<Utc>,
 ) -> (Option<DateTime<Utc>>, Option<SessionEndKind>) {
-    if row.status == session::SessionStatus::Active {
-        match row.end_time {
-            Some(end) if end <= now => (Some(end), Some(SessionEndKind::Expired)),
-            _ => (None, None),
-        }
-    } else {
-        (row.ended_at, row.end_kind.map(Into::into))
-    }
+    let (ended_at, kind) = crate::services::sessions::effective_end(row, now);
+    (ended_at, kind.map(Into::into))
 }
 
 /// A guardian–user session: an enforcement period with ordered content.

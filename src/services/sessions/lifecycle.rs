@@ -281,12 +281,13 @@ pub async fn update_session(
     Ok((row, events))
 }
 
-/// How ending a session by a viewer of `reach` is recorded: the
-/// supervised user ending it unlocks early (it is in force, so before its
-/// planned end); a guardian or an administrator ends it.
-fn end_kind(transition: Transition, reach: Reach) -> SessionEndKind {
-    match (transition, reach) {
+/// How ending `row` by the viewer of `scope` is recorded: its own user
+/// ending it unlocks early (it is in force, so before its planned end); a
+/// guardian or an administrator ends it.
+fn end_kind(transition: Transition, scope: &Scope, row: &session::Model) -> SessionEndKind {
+    match (transition, scope.reach) {
         (Transition::Revoke, _) => SessionEndKind::Revoked,
+        (Transition::End, _) if row.user_id == scope.user_id => SessionEndKind::UnlockedEarly,
         (Transition::End, Reach::Own) => SessionEndKind::UnlockedEarly,
         (Transition::End, Reach::Supervised) => SessionEndKind::EndedByGuardian,
         (Transition::End, Reach::Tenant) => SessionEndKind::EndedByAdmin,
@@ -316,7 +317,7 @@ pub async fn transition(
             (SessionStatus::Revoked, SessionChange::Revoked)
         }
     };
-    let kind = end_kind(transition, scope.reach);
+    let kind = end_kind(transition, scope, &row);
     let mut model: session::ActiveModel = row.clone().into();
     model.status = Set(status);
     model.end_time = Set(Some(now));

@@ -14,6 +14,6 @@ pub use lifecycle::{
 };
 pub use queries::{
     OrderDirection, SessionFilter, SessionOrder, SessionOrderField, SessionPage, SortValue, StateReader,
-    active_session_of, count_sessions, effective_status, find_session, find_session_of_event, is_in_force,
-    page_sessions, session_state,
+    active_session_of, count_sessions, effective_end, effective_status, find_session, find_session_of_event,
+    in_force_condition, is_in_force, page_sessions, session_state,
 };

@@ -163,6 +163,27 @@ pub fn is_in_force(row: &session::Model, now: DateTime<Utc>) -> bool {
     row.status == SessionStatus::Active && row.end_time.is_none_or(|end| end > now)
 }
 
+/// The end record a reader sees: an active session past its planned end
+/// has expired, at that end, even before the sweeper has recorded it
+/// (the twin of [`effective_status`]); `(ended at, how)`.
+pub fn effective_end(
+    row: &session::Model,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Option<SessionEndKind>) {
+    match effective_status(row, now) {
+        SessionStatus::Active => (None, None),
+        SessionStatus::Expired if row.status == SessionStatus::Active => {
+            (row.end_time, Some(SessionEndKind::Expired))
+        }
+        _ => (row.ended_at, row.end_kind),
+    }
+}
+
+/// Sessions in force at `now` (the query twin of [`is_in_force`]).
+pub fn in_force_condition(now: DateTime<Utc>) -> Condition {
+    status_condition(SessionStatus::Active, now)
+}
+
 fn status_condition(status: SessionStatus, now: DateTime<Utc>) -> Condition {
     let not_yet_over = Condition::any()
         .add(session::Column::EndTime.is_null())
