@@ -321,6 +321,12 @@ pub struct DatabaseSettings {
     pub migrate_on_start: bool,
     /// Log every SQL statement at debug level. Default false.
     pub log_statements: bool,
+    /// SQLite only: read-only connections that queries read through beside
+    /// the single writing connection (WAL lets them run while a write
+    /// holds it), so that reads neither queue behind writes nor behind
+    /// each other. Default 4, at least 1. PostgreSQL reads through the
+    /// main pool.
+    pub sqlite_read_connections: u32,
 }
 
 impl Default for DatabaseSettings {
@@ -331,6 +337,7 @@ impl Default for DatabaseSettings {
             acquire_timeout_secs: 10,
             migrate_on_start: true,
             log_statements: false,
+            sqlite_read_connections: 4,
         }
     }
 }
@@ -752,6 +759,11 @@ impl Settings {
                  outlive a lockout, or the next failure would start over",
                 throttle.window_secs, throttle.max_lockout_secs
             )));
+        }
+        if self.database.sqlite_read_connections < 1 {
+            return Err(ConfigError::OutOfRange(
+                "database.sqlite_read_connections must be at least 1".to_owned(),
+            ));
         }
         if self.events.reader_connections < 2 {
             return Err(ConfigError::OutOfRange(

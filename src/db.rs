@@ -38,12 +38,25 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     Database::connect(options).await
 }
 
-/// The pool the event log is read through: `connections` of its own, so
-/// that delivery and replays never queue behind requests (on SQLite, behind
-/// the single connection each write holds in turn; WAL lets readers run
-/// beside the writer). An in-memory SQLite database cannot be shared, so it
-/// keeps the main pool.
-pub(crate) async fn connect_log_reader(
+/// The pool queries read through: on SQLite, `database.sqlite_read_connections`
+/// read-only connections beside the single writing one (see
+/// [`connect_reader`]); on PostgreSQL, the main pool.
+pub(crate) async fn connect_query_reader(
+    settings: &DatabaseSettings,
+    db: &DatabaseConnection,
+) -> Result<DatabaseConnection, DbErr> {
+    if settings.is_postgres() {
+        return Ok(db.clone());
+    }
+    connect_reader(settings, settings.sqlite_read_connections, db).await
+}
+
+/// A read-only pool of `connections` of its own (the event log's, so that
+/// delivery and replays never queue behind requests; the queries' on
+/// SQLite): on SQLite, no reader waits for the single connection each
+/// write holds in turn, as WAL lets readers run beside the writer. An
+/// in-memory SQLite database cannot be shared, so it keeps the main pool.
+pub(crate) async fn connect_reader(
     settings: &DatabaseSettings,
     connections: u32,
     db: &DatabaseConnection,

@@ -78,12 +78,18 @@ impl Application {
         if settings.database.migrate_on_start {
             crate::db::migrate(&db).await?;
         }
-        if let Some(observer) = statement_observer {
+        if let Some(observer) = statement_observer.clone() {
             db.set_metric_callback(move |info| observer(info));
         }
         let log_reader =
-            crate::db::connect_log_reader(&settings.database, settings.events.reader_connections, &db)
-                .await?;
+            crate::db::connect_reader(&settings.database, settings.events.reader_connections, &db).await?;
+        let mut reads = crate::db::connect_query_reader(&settings.database, &db).await?;
+        if let Some(observer) = &statement_observer
+            && !settings.database.is_postgres()
+        {
+            let observer = observer.clone();
+            reads.set_metric_callback(move |info| observer(info));
+        }
         let events = EventBus::start(&db, log_reader, &settings.events)
             .await
             .map_err(AppError::into_anyhow)?;
@@ -96,6 +102,7 @@ impl Application {
         let passwords = PasswordPool::new(&settings.passwords).map_err(AppError::into_anyhow)?;
         let state = AppState {
             db,
+            reads,
             clock,
             settings: Arc::new(settings),
             authenticator,

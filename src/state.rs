@@ -21,6 +21,10 @@ use crate::services::webhooks::delivery::DeliveryWake;
 pub struct AppState {
     /// The connection pool.
     pub db: DatabaseConnection,
+    /// The pool queries read through outside any unit of work: on SQLite,
+    /// read-only connections beside the writer (so reads never wait for a
+    /// write); on PostgreSQL, `db` itself.
+    pub reads: DatabaseConnection,
     /// The application's clock.
     pub clock: SharedClock,
     /// The loaded configuration.

@@ -104,6 +104,11 @@ where
     groups
 }
 
+/// `groups` with each list shared.
+fn shared<K: Eq + std::hash::Hash, M>(groups: HashMap<K, Vec<M>>) -> HashMap<K, Arc<[M]>> {
+    groups.into_iter().map(|(key, rows)| (key, rows.into())).collect()
+}
+
 /// The ids of the tenants the viewer may see (a subquery).
 fn visible_tenant_ids(scope: &Scope) -> sea_orm::sea_query::SelectStatement {
     Query::select()
@@ -114,7 +119,8 @@ fn visible_tenant_ids(scope: &Scope) -> sea_orm::sea_query::SelectStatement {
 }
 
 impl Loader<ModulesOfSession> for DbLoader {
-    type Value = Vec<module::Model>;
+    /// Shared, so that a prefetched list is never copied.
+    type Value = Arc<[module::Model]>;
     type Error = Arc<DbErr>;
 
     async fn load(
@@ -131,12 +137,18 @@ impl Loader<ModulesOfSession> for DbLoader {
             .order_by_asc(module::Column::OrderIndex)
             .all(&self.db)
             .await?;
-        Ok(group_by(keys, rows, |row| row.session_id, ModulesOfSession))
+        Ok(shared(group_by(
+            keys,
+            rows,
+            |row| row.session_id,
+            ModulesOfSession,
+        )))
     }
 }
 
 impl Loader<VideosOfModule> for DbLoader {
-    type Value = Vec<video::Model>;
+    /// Shared, so that a prefetched list is never copied.
+    type Value = Arc<[video::Model]>;
     type Error = Arc<DbErr>;
 
     async fn load(
@@ -158,7 +170,7 @@ impl Loader<VideosOfModule> for DbLoader {
             .order_by_asc(video::Column::Id)
             .all(&self.db)
             .await?;
-        Ok(group_by(keys, rows, |row| row.module_id, VideosOfModule))
+        Ok(shared(group_by(keys, rows, |row| row.module_id, VideosOfModule)))
     }
 }
 

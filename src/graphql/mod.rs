@@ -10,12 +10,12 @@ pub mod paging;
 pub mod sessions;
 pub mod settings;
 pub mod tenancy;
+pub(crate) mod traced;
 pub mod viewer;
 
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use async_graphql::extensions::Tracing;
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema};
 use sea_orm::DbErr;
 
@@ -84,7 +84,7 @@ pub(crate) fn build_schema(state: AppState) -> AppSchema {
     .limit_recursive_depth(graphql.max_nesting)
     .limit_directives(graphql.max_directives)
     .extension(limits::RequestGate::new(graphql.clone(), state.gate.clone()))
-    .extension(Tracing);
+    .extension(traced::OperationSpans);
     if !graphql.introspection {
         builder = builder.disable_introspection();
     }

@@ -189,7 +189,7 @@ async fn execute(
     };
     let client = client_info(headers, peer, state.app.settings.server.trust_forwarded_headers);
     let scope = Scope::of(&identity).ok();
-    let db = state.app.db.clone();
+    let db = state.app.reads.clone();
     let login_budget = Arc::new(LoginBudget::default());
     let prepare = move |request: Request| {
         request

@@ -16,7 +16,9 @@ use axum::http::{HeaderName, Request, StatusCode};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -102,7 +104,7 @@ pub(crate) fn router(state: HttpState) -> Router {
         .merge(graphiql::router())
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(CompressionLayer::new())
+        .layer(compression())
         .layer(cors)
         .layer(
             TraceLayer::new_for_http()
@@ -137,4 +139,24 @@ pub(crate) fn router(state: HttpState) -> Router {
         .layer(axum::middleware::map_response(coded_transport_errors))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Responses below this size go out uncompressed: the bytes saved do not
+/// pay for the work (and most answers of a few fields are smaller).
+const COMPRESS_ABOVE_BYTES: u16 = 1024;
+
+/// Response compression: zstd or gzip, whichever the client prefers (zstd
+/// on a tie), both at their fastest level. Measured by `bench/nested.sh`
+/// on the admin portal's page of sessions (about 600 KB of JSON): see
+/// bench/README.md for what each costs against no compression.
+fn compression() -> CompressionLayer<impl Predicate> {
+    let predicate = SizeAbove::new(COMPRESS_ABOVE_BYTES)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE);
+    CompressionLayer::new()
+        .no_br()
+        .no_deflate()
+        .quality(CompressionLevel::Fastest)
+        .compress_when(predicate)
 }

@@ -164,7 +164,7 @@ impl ws::Operations for ReauthenticatingExecutor {
                 return items.map(outcome).boxed();
             }
             let request = request
-                .data(uncached_loaders(app.db.clone(), Scope::of(&identity).ok()))
+                .data(uncached_loaders(app.reads.clone(), Scope::of(&identity).ok()))
                 .data(identity)
                 .data(Arc::new(LoginBudget::default()));
             let request = match live {

@@ -16,6 +16,7 @@ mod administration;
 mod authorization;
 mod cli;
 mod content;
+mod content_lists;
 mod dataloaders;
 mod event_log;
 mod graphql_http;

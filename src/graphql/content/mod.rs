@@ -6,6 +6,7 @@
 //! past its end time) is history: changing it is a `CONFLICT`. Every
 //! mutation is one transaction; a failing one changes nothing.
 
+mod lists;
 mod module;
 mod video;
 
@@ -15,6 +16,7 @@ use uuid::Uuid;
 use crate::graphql::ContextExt;
 use crate::services::content::{self as service, NewVideo, VideoChanges};
 use crate::unit_of_work::Outcome;
+pub use lists::{ModuleList, VideoList};
 pub use module::Module;
 pub use video::{FileSize, Video};
 
@@ -32,14 +34,14 @@ impl ContentQuery {
     ) -> Result<Module> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        Ok(Module(service::find_module(&state.db, &scope, id).await?))
+        Ok(Module(service::find_module(&state.reads, &scope, id).await?))
     }
 
     /// One video by id, if its session is in your scope.
     async fn video(&self, ctx: &Context<'_>, #[graphql(desc = "The video's id.")] id: Uuid) -> Result<Video> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        Ok(Video(service::find_video(&state.db, &scope, id).await?))
+        Ok(Video(service::find_video(&state.reads, &scope, id).await?))
     }
 }
 
@@ -146,7 +148,7 @@ impl ContentMutation {
         #[graphql(desc = "The module to move.")] id: Uuid,
         #[graphql(desc = "Its new position, from 0 (first) to the number of modules − 1 (last).")]
         position: i32,
-    ) -> Result<Vec<Module>> {
+    ) -> Result<ModuleList> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
         let modules = crate::unit_of_work::write(state, async |txn| {
@@ -155,7 +157,7 @@ impl ContentMutation {
             ))
         })
         .await?;
-        Ok(modules.into_iter().map(Module).collect())
+        Ok(modules.into())
     }
 
     /// Deletes a module and its videos; the modules after it move up one.
@@ -167,7 +169,7 @@ impl ContentMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The module to delete.")] id: Uuid,
-    ) -> Result<Vec<Module>> {
+    ) -> Result<ModuleList> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
         let modules = crate::unit_of_work::write(state, async |txn| {
@@ -176,7 +178,7 @@ impl ContentMutation {
             ))
         })
         .await?;
-        Ok(modules.into_iter().map(Module).collect())
+        Ok(modules.into())
     }
 
     /// Puts every module of a session in a new order. Returns them in that order.
@@ -191,7 +193,7 @@ impl ContentMutation {
             desc = "The session's module ids in the new order: each of its modules exactly once, nothing else."
         )]
         module_ids: Vec<Uuid>,
-    ) -> Result<Vec<Module>> {
+    ) -> Result<ModuleList> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
         let modules = crate::unit_of_work::write(state, async |txn| {
@@ -200,7 +202,7 @@ impl ContentMutation {
             ))
         })
         .await?;
-        Ok(modules.into_iter().map(Module).collect())
+        Ok(modules.into())
     }
 
     /// Adds a video to a module. Returns it.

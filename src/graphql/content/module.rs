@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use entity::module;
 use uuid::Uuid;
 
-use super::Video;
+use std::sync::Arc;
+
+use super::VideoList;
 use crate::graphql::ContextExt;
 use crate::graphql::loaders::VideosOfModule;
 
@@ -38,13 +40,11 @@ impl Module {
     #[graphql(
         complexity = "crate::graphql::limits::list_cost(crate::services::content::MAX_VIDEOS_PER_MODULE, child_complexity)"
     )]
-    async fn videos(&self, ctx: &async_graphql::Context<'_>) -> Result<Vec<Video>> {
-        Ok(ctx
-            .load_one(VideosOfModule(self.0.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Video)
-            .collect())
+    async fn videos(&self, ctx: &async_graphql::Context<'_>) -> Result<VideoList> {
+        Ok(VideoList(
+            ctx.load_one(VideosOfModule(self.0.id))
+                .await?
+                .unwrap_or_else(|| Arc::new([])),
+        ))
     }
 }

@@ -48,7 +48,7 @@ impl SessionConnectionFields {
     /// How many sessions match the filter, over all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
         let state = ctx.state()?;
-        Ok(service::count_sessions(&state.db, &self.scope, &self.filter, self.now).await?)
+        Ok(service::count_sessions(&state.reads, &self.scope, &self.filter, self.now).await?)
     }
 }
 
@@ -109,7 +109,7 @@ impl SessionsQuery {
     async fn session(&self, ctx: &Context<'_>, id: Uuid) -> Result<Session> {
         let state = ctx.state()?;
         let scope = ctx.scope()?;
-        Ok(Session(service::find_session(&state.db, &scope, id).await?))
+        Ok(Session(service::find_session(&state.reads, &scope, id).await?))
     }
 }
 
@@ -127,7 +127,7 @@ async fn page(
     let after: Option<(SortValue, Uuid)> = decode_after(after)?;
     let now = state.clock.now();
     let has_previous = after.is_some();
-    let page = service::page_sessions(&state.db, &scope, &filter, order, after, limit, now).await?;
+    let page = service::page_sessions(&state.reads, &scope, &filter, order, after, limit, now).await?;
     prefetch::prefetch(ctx, &page.sessions).await?;
     let mut connection = Connection::with_additional_fields(
         has_previous,

@@ -78,7 +78,7 @@ pub(crate) async fn prefetch(ctx: &Context<'_>, sessions: &[session::Model]) -> 
         if wants_below("modules", "videos") {
             let module_ids: Vec<VideosOfModule> = modules
                 .iter()
-                .flatten()
+                .flat_map(|modules| modules.iter())
                 .map(|module| VideosOfModule(module.id))
                 .collect();
             load_all(ctx, module_ids).await?;

@@ -10,6 +10,7 @@ use crate::graphql::ContextExt;
 use crate::graphql::loaders::{ConfigOfSession, ModulesOfSession, TenantById, UserById};
 use crate::graphql::tenancy::{Tenant, User};
 
+use crate::graphql::content::ModuleList;
 /// Modules and videos are the content domain's; sessions show them.
 pub use crate::graphql::content::{Module, Video};
 
@@ -181,14 +182,12 @@ impl Session {
     #[graphql(
         complexity = "crate::graphql::limits::list_cost(crate::services::content::MAX_MODULES_PER_SESSION, child_complexity)"
     )]
-    async fn modules(&self, ctx: &async_graphql::Context<'_>) -> Result<Vec<Module>> {
-        Ok(ctx
-            .load_one(ModulesOfSession(self.0.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Module)
-            .collect())
+    async fn modules(&self, ctx: &async_graphql::Context<'_>) -> Result<ModuleList> {
+        Ok(ModuleList(
+            ctx.load_one(ModulesOfSession(self.0.id))
+                .await?
+                .unwrap_or_else(|| std::sync::Arc::new([])),
+        ))
     }
 }
 
