@@ -392,11 +392,13 @@ mod tests {
         let start = sdl
             .find(&format!("\ntype {name} {{"))
             .unwrap_or_else(|| panic!("type {name} in the SDL"));
-        let body = &sdl[start..][..sdl[start..].find("\n}").unwrap()];
+        let body = &sdl[start..][..sdl[start..]
+            .find("\n}")
+            .unwrap_or_else(|| panic!("the end of type {name}"))];
         body.lines()
             .filter_map(|line| line.strip_prefix('\t'))
             .filter(|line| line.chars().next().is_some_and(|c| c.is_ascii_lowercase()))
-            .map(|line| line.split([':', '(']).next().unwrap().to_owned())
+            .map(|line| line.split([':', '(']).next().unwrap_or(line).to_owned())
             .collect()
     }
 
