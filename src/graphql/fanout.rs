@@ -38,6 +38,7 @@ use crate::auth::{Identity, UserIdentity};
 use crate::error::AppError;
 use crate::events::{Feed, Listening, Logged};
 use crate::graphql::loaders::uncached_loaders;
+use crate::graphql::wire::WireResponse;
 use crate::graphql::{AppSchema, AppState, ContextExt, live_identity};
 use crate::services::live_identity::LiveIdentity;
 use crate::services::scope::Scope;
@@ -510,12 +511,12 @@ async fn run_group(
     while let Some(response) = results.next().await {
         let Some(logged) = source.take_current() else {
             // Not the result of an event: the operation failed.
-            if let Ok(text) = serde_json::to_string(&response) {
+            if let Ok(text) = serde_json::to_string(&WireResponse::new(&response)) {
                 ending.how = How::With(Arc::from(text));
             }
             return;
         };
-        match serde_json::value::to_raw_value(&response) {
+        match serde_json::value::to_raw_value(&WireResponse::new(&response)) {
             Ok(payload) => {
                 // No receiver is not an error: the group is about to end.
                 let _receivers = sender.send(GroupMessage::Event {
@@ -571,7 +572,8 @@ fn internal_ending() -> Arc<str> {
     let response = Response::from_errors(vec![
         async_graphql::Error::from(error).into_server_error(Pos::default()),
     ]);
-    serde_json::to_string(&response).map_or_else(|_| Arc::from(r#"{"data":null}"#), Arc::from)
+    serde_json::to_string(&WireResponse::new(&response))
+        .map_or_else(|_| Arc::from(r#"{"data":null}"#), Arc::from)
 }
 
 /// One subscriber of a group.

@@ -6,12 +6,13 @@ pub mod limits;
 pub mod loaders;
 pub mod login_sessions;
 pub mod notifications;
+pub(crate) mod operation;
 pub mod paging;
 pub mod sessions;
 pub mod settings;
 pub mod tenancy;
-pub(crate) mod traced;
 pub mod viewer;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 
@@ -84,7 +85,7 @@ pub(crate) fn build_schema(state: AppState) -> AppSchema {
     .limit_recursive_depth(graphql.max_nesting)
     .limit_directives(graphql.max_directives)
     .extension(limits::RequestGate::new(graphql.clone(), state.gate.clone()))
-    .extension(traced::OperationSpans);
+    .extension(operation::OperationHooks);
     if !graphql.introspection {
         builder = builder.disable_introspection();
     }

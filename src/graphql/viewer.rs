@@ -46,7 +46,7 @@ impl Viewer {
     }
 }
 
-#[Object]
+#[Object(serial)]
 impl Viewer {
     /// The logged-in user.
     async fn user(&self) -> User {
@@ -103,7 +103,7 @@ pub fn viewer(ctx: &Context<'_>) -> Result<Viewer> {
 #[derive(Default)]
 pub(crate) struct ViewerQuery;
 
-#[Object]
+#[Object(serial)]
 impl ViewerQuery {
     /// The caller: user, login session, tenant context, memberships.
     async fn me(&self, ctx: &Context<'_>) -> Result<Viewer> {
@@ -115,7 +115,7 @@ impl ViewerQuery {
 #[derive(Default)]
 pub(crate) struct TenantContextMutation;
 
-#[Object]
+#[Object(serial)]
 impl TenantContextMutation {
     /// Makes another tenant you belong to the active tenant of this login
     /// session. Recorded as SWITCH_TENANT.

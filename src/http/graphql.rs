@@ -19,6 +19,7 @@ use tracing::Span;
 
 use super::HttpState;
 use crate::graphql::loaders::loaders;
+use crate::graphql::wire::WireResponse;
 use crate::services::auth::{Activity, ClientInfo, LoginBudget, authenticate};
 use crate::services::scope::Scope;
 
@@ -225,13 +226,10 @@ async fn execute(
             } else {
                 StatusCode::OK
             };
-            (status, response_body(&response, request_error))
+            (status, to_bytes(&wire(&response)))
         }
         Ok(BatchResponse::Batch(responses)) => {
-            let bodies: Vec<Body<'_>> = responses
-                .iter()
-                .map(|response| Body::of(response, is_request_error(response)))
-                .collect();
+            let bodies: Vec<WireResponse<'_>> = responses.iter().map(wire).collect();
             (StatusCode::OK, to_bytes(&bodies))
         }
         Err(error) => {
@@ -313,27 +311,12 @@ fn is_request_error(response: &Response) -> bool {
         && response.errors.iter().all(|error| error.path.is_empty())
 }
 
-/// A response as it is sent: `errors` first when there are any (as the
-/// specification suggests), no `data` entry for a request error, and the
-/// result's entries in the order of the selection set (serialized straight
-/// from async-graphql's ordered map, not through a sorted one).
-#[derive(serde::Serialize)]
-struct Body<'a> {
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [async_graphql::ServerError],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a async_graphql::Value>,
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
-}
-
-impl<'a> Body<'a> {
-    fn of(response: &'a Response, request_error: bool) -> Self {
-        Self {
-            errors: &response.errors,
-            data: (!request_error).then_some(&response.data),
-            extensions: &response.extensions,
-        }
+/// A response as it is sent (see [`WireResponse`]).
+fn wire(response: &Response) -> WireResponse<'_> {
+    if is_request_error(response) {
+        WireResponse::without_data(response)
+    } else {
+        WireResponse::new(response)
     }
 }
 
@@ -345,11 +328,6 @@ fn to_bytes(body: &impl serde::Serialize) -> Vec<u8> {
             .to_string()
             .into_bytes()
     })
-}
-
-/// The body of one response.
-fn response_body(response: &Response, request_error: bool) -> Vec<u8> {
-    to_bytes(&Body::of(response, request_error))
 }
 
 /// The client's user agent and address. Behind a trusted proxy the first

@@ -64,6 +64,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
+use crate::graphql::wire::WireResponse;
+
 /// Longest close reason allowed by RFC 6455 (125-byte payload minus the code).
 const MAX_CLOSE_REASON_BYTES: usize = 123;
 
@@ -847,11 +849,11 @@ where
             let last = match self.protocol {
                 WsProtocol::GraphqlTransportWs => ServerMessage::Next {
                     id: &id,
-                    payload: Payload::Response(&closing.response),
+                    payload: Payload::Response(WireResponse::new(&closing.response)),
                 },
                 WsProtocol::GraphqlWs => ServerMessage::Data {
                     id: &id,
-                    payload: Payload::Response(&closing.response),
+                    payload: Payload::Response(WireResponse::new(&closing.response)),
                 },
             };
             self.send(&last).await?;
@@ -909,7 +911,7 @@ where
                     return self.send(&message).await;
                 }
                 operation.produced = true;
-                let payload = Payload::Response(&response);
+                let payload = Payload::Response(WireResponse::new(&response));
                 let message = match self.protocol {
                     WsProtocol::GraphqlTransportWs => ServerMessage::Next { id: &id, payload },
                     WsProtocol::GraphqlWs => ServerMessage::Data { id: &id, payload },
@@ -1066,7 +1068,7 @@ enum ServerMessage<'a> {
 #[serde(untagged)]
 enum Payload<'a> {
     /// Serialized here.
-    Response(&'a Response),
+    Response(WireResponse<'a>),
     /// Already JSON.
     Shared(&'a RawValue),
 }
@@ -1376,7 +1378,7 @@ mod tests {
 
     struct Query;
 
-    #[Object]
+    #[Object(serial)]
     impl Query {
         async fn hello(&self) -> &str {
             "world"

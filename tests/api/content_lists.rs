@@ -26,7 +26,7 @@ const MODULE_SELECTIONS: [&str; 6] = [
 const VIDEO_SELECTIONS: [&str; 3] = [
     "id moduleId fileName fileUrl fileSize mimeType createdAt updatedAt __typename",
     "size: fileSize ...V ... on Video { id } fragment V on Video { fileName size: fileSize }",
-    "fileName @skip(if: $yes) mimeType @include(if: $yes) id",
+    "fileName @skip(if: $yes) mimeType @include(if: $yes) id @skip(if: $no)",
 ];
 
 /// Splits "selection fragment …" into the selection and its fragments.
@@ -34,6 +34,16 @@ fn split(selection: &str) -> (&str, &str) {
     selection
         .find("fragment ")
         .map_or((selection, ""), |at| (&selection[..at], &selection[at..]))
+}
+
+/// The declarations of the flags `selection` uses (an unused variable
+/// fails validation).
+fn declared(selection: &str) -> &'static str {
+    if selection.contains("$yes") {
+        ", $yes: Boolean!, $no: Boolean!"
+    } else {
+        ""
+    }
 }
 
 /// The raw body of a POST of `query` with `variables` as `token`.
@@ -62,8 +72,8 @@ async fn lists_of_modules_and_videos_answer_exactly_what_single_objects_answer(b
     let world = World::create(&app.db).await;
     let token = world.login(&app, "guardian").await;
     let session = world.sessions["user"];
-    let mut modules = Vec::new();
-    let mut videos = Vec::new();
+    let mut created_modules = Vec::new();
+    let mut created_videos = Vec::new();
     for m in 0..3 {
         let created = app
             .ok_as(
@@ -73,7 +83,7 @@ async fn lists_of_modules_and_videos_answer_exactly_what_single_objects_answer(b
             )
             .await;
         let module: Uuid = serde_json::from_value(created["createModule"]["id"].clone()).unwrap();
-        modules.push(module);
+        created_modules.push(module);
         // The last module has no videos: an empty list.
         for v in 0..(2 - m) {
             let added = app
@@ -83,21 +93,59 @@ async fn lists_of_modules_and_videos_answer_exactly_what_single_objects_answer(b
                     json!({ "m": module, "input": {
                         "fileName": format!("clip-{m}-{v}.mp4"),
                         "fileUrl": format!("https://videos.example.test/{m}/{v}.mp4"),
-                        "fileSize": 3_000_000_000_i64 + v,
+                        "fileSize": 2_147_483_647_i64 + v, // past i32, up to the 2 GiB limit
                         "mimeType": "video/mp4",
                     } }),
                 )
                 .await;
-            videos.push((module, added["addVideo"]["id"].as_str().unwrap().to_owned()));
+            created_videos.push((module, added["addVideo"]["id"].as_str().unwrap().to_owned()));
         }
     }
+    // The world's own content comes first: every module of the session, as
+    // the list has them.
+    let listed = app
+        .ok_as(
+            &token,
+            "query($s: UUID!) { session(id: $s) { modules { id videos { id } } } }",
+            json!({ "s": session }),
+        )
+        .await;
+    let modules: Vec<Uuid> = listed["session"]["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|module| serde_json::from_value(module["id"].clone()).unwrap())
+        .collect();
+    let listed_videos: Vec<(Uuid, String)> = listed["session"]["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|module| {
+            let owner: Uuid = serde_json::from_value(module["id"].clone()).unwrap();
+            module["videos"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |video| (owner, video["id"].as_str().unwrap().to_owned()))
+        })
+        .collect();
+    assert_eq!(
+        modules.len(),
+        created_modules.len() + 1,
+        "the world's module and ours"
+    );
+    assert!(created_videos.iter().all(|video| listed_videos.contains(video)));
+    let videos = listed_videos;
     let flags = json!({ "yes": true, "no": false });
     for selection in MODULE_SELECTIONS {
         let (fields, fragments) = split(selection);
         let list = raw(
             &app,
             &token,
-            &format!("query($s: UUID!, $yes: Boolean!, $no: Boolean!) {{ session(id: $s) {{ modules {{ {fields} }} }} }} {fragments}"),
+            &format!(
+                "query($s: UUID!{flags}) {{ session(id: $s) {{ modules {{ {fields} }} }} }} {fragments}",
+                flags = declared(selection)
+            ),
             json!({ "s": session, "yes": true, "no": false }),
         )
         .await;
@@ -108,7 +156,10 @@ async fn lists_of_modules_and_videos_answer_exactly_what_single_objects_answer(b
             let single = raw(
                 &app,
                 &token,
-                &format!("query($id: UUID!, $yes: Boolean!, $no: Boolean!) {{ module(id: $id) {{ {fields} }} }} {fragments}"),
+                &format!(
+                    "query($id: UUID!{flags}) {{ module(id: $id) {{ {fields} }} }} {fragments}",
+                    flags = declared(selection)
+                ),
                 variables,
             )
             .await;
@@ -128,7 +179,10 @@ async fn lists_of_modules_and_videos_answer_exactly_what_single_objects_answer(b
             let list = raw(
                 &app,
                 &token,
-                &format!("query($id: UUID!, $yes: Boolean!, $no: Boolean!) {{ module(id: $id) {{ videos {{ {fields} }} }} }} {fragments}"),
+                &format!(
+                    "query($id: UUID!{flags}) {{ module(id: $id) {{ videos {{ {fields} }} }} }} {fragments}",
+                    flags = declared(selection)
+                ),
                 variables,
             )
             .await;
@@ -139,7 +193,10 @@ async fn lists_of_modules_and_videos_answer_exactly_what_single_objects_answer(b
                 let single = raw(
                     &app,
                     &token,
-                    &format!("query($id: UUID!, $yes: Boolean!, $no: Boolean!) {{ video(id: $id) {{ {fields} }} }} {fragments}"),
+                    &format!(
+                        "query($id: UUID!{flags}) {{ video(id: $id) {{ {fields} }} }} {fragments}",
+                        flags = declared(selection)
+                    ),
                     variables,
                 )
                 .await;
@@ -181,7 +238,61 @@ async fn a_warm_page_of_sessions_with_their_content_costs_three_statements(backe
     assert!(!warm["sessions"]["nodes"].as_array().unwrap().is_empty());
 }
 
+/// Fragments that each ask for a list under one key get one list with
+/// every field any of them asked, in CollectFields order.
+async fn a_list_asked_for_by_several_fragments_answers_their_merged_selection(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let token = world.login(&app, "guardian").await;
+    let session = world.sessions["user"];
+    let variables = json!({ "s": session });
+    let merged = raw(
+        &app,
+        &token,
+        "query($s: UUID!) { session(id: $s) { ...A ...B } }
+         fragment A on Session { modules { id videos { id } } }
+         fragment B on Session { modules { name videos { fileName } } }",
+        variables.clone(),
+    )
+    .await;
+    let written_out = raw(
+        &app,
+        &token,
+        "query($s: UUID!) { session(id: $s) { modules { id videos { id fileName } name } } }",
+        variables.clone(),
+    )
+    .await;
+    assert!(merged.contains("fileName"), "{merged}");
+    assert_eq!(merged, written_out);
+    let module = app
+        .ok_as(
+            &token,
+            "query($s: UUID!) { session(id: $s) { modules { id } } }",
+            variables,
+        )
+        .await["session"]["modules"][0]["id"]
+        .clone();
+    let variables = json!({ "m": module });
+    let merged = raw(
+        &app,
+        &token,
+        "query($m: UUID!) { module(id: $m) { videos { id } ... on Module { videos { mimeType } } } }",
+        variables.clone(),
+    )
+    .await;
+    let written_out = raw(
+        &app,
+        &token,
+        "query($m: UUID!) { module(id: $m) { videos { id mimeType } } }",
+        variables,
+    )
+    .await;
+    assert!(merged.contains("mimeType"), "{merged}");
+    assert_eq!(merged, written_out);
+}
+
 backend_tests!(
+    a_list_asked_for_by_several_fragments_answers_their_merged_selection,
     lists_of_modules_and_videos_answer_exactly_what_single_objects_answer,
     a_warm_page_of_sessions_with_their_content_costs_three_statements,
 );

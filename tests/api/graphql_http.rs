@@ -231,8 +231,69 @@ async fn responses_keep_the_field_order_of_the_query_single_and_batched(backend:
     assert!(!refused.contains(r#""data""#), "{refused}");
 }
 
+/// Fields that wait on the database complete after those that do not:
+/// they still come where the query puts them, at the root and below.
+async fn fields_that_wait_on_the_database_keep_their_place_in_the_response(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let world = World::create(&app.db).await;
+    let token = world.login(&app, "guardian").await;
+    let query = "query($s: UUID!) {
+        first: session(id: $s) { modules { name videos { fileName } } name guardian { id } status }
+        ...Later
+        last: __typename
+    } fragment Later on QueryRoot { second: session(id: $s) { status } }";
+    let body = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": query, "variables": { "s": world.sessions["user"] } }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |needle: &str| body.find(needle).unwrap_or_else(|| panic!("{needle} in {body}"));
+    assert!(
+        body.starts_with(r#"{"data":{"first":{"modules":[{"name":"#),
+        "{body}"
+    );
+    assert!(at(r#""modules""#) < at(r#""name":"#), "{body}");
+    assert!(at(r#"}],"name":"#) < at(r#""guardian""#), "{body}");
+    assert!(at(r#""guardian""#) < at(r#""status""#), "{body}");
+    assert!(at(r#""second""#) < at(r#""last""#), "{body}");
+    assert!(body.ends_with(r#""last":"QueryRoot"}}"#), "{body}");
+    // async-graphql's connection and edge types too.
+    let page = "{ sessions(first: 5) {
+        nodes { modules { id } id } edges { node { guardian { id } name } cursor } pageInfo { hasNextPage } totalCount
+    } }";
+    let body = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": page }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |needle: &str| body.find(needle).unwrap_or_else(|| panic!("{needle} in {body}"));
+    assert!(
+        body.starts_with(r#"{"data":{"sessions":{"nodes":[{"modules":"#),
+        "{body}"
+    );
+    assert!(
+        at(r#""edges":[{"node":{"guardian""#) < at(r#""cursor""#),
+        "{body}"
+    );
+    assert!(at(r#""cursor""#) < at(r#""pageInfo""#), "{body}");
+    assert!(at(r#""pageInfo""#) < at(r#""totalCount""#), "{body}");
+}
+
 backend_tests!(
     responses_keep_the_field_order_of_the_query_single_and_batched,
+    fields_that_wait_on_the_database_keep_their_place_in_the_response,
     graphiql_can_introspect_the_schema,
     a_post_query_answers_with_the_negotiated_media_type,
     an_invalid_document_is_400_under_graphql_response_json_and_200_under_json,

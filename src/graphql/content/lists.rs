@@ -10,7 +10,8 @@
 //! type condition applies, fields merged by response key in the order they
 //! first appear, aliases and `__typename` honoured; `@skip`/`@include` were
 //! applied by async-graphql before execution), then each row is written by
-//! that plan. The rows come from the request's loaders, so they are as
+//! that plan, straight to JSON (see `graphql::wire`: no `Value` tree is
+//! built for them). The rows come from the request's loaders, so they are as
 //! scoped as any other nested lookup; a module list loads the videos of all
 //! its modules in one call.
 //!
@@ -25,17 +26,21 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
-use async_graphql::{ContextSelectionSet, Name, OutputType, Positioned, ServerError, ServerResult, Value};
+use async_graphql::{
+    ContextSelectionSet, Name, OutputType, Positioned, QueryPathSegment, ServerError, ServerResult, Value,
+};
 use chrono::{DateTime, Utc};
 use entity::{module, video};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 use super::{Module, Video};
 use crate::error::AppError;
 use crate::graphql::loaders::{Loaders, VideosOfModule};
+use crate::graphql::wire;
 
 /// The fields of one response key: every field the selection sets ask
 /// under that key (more than one when fragments repeat it).
@@ -123,14 +128,117 @@ fn unknown_field(field: &Positioned<Field>, type_name: &str) -> ServerError {
     )
 }
 
-fn uuid_value(id: Uuid) -> Value {
-    let mut buffer = Uuid::encode_buffer();
-    Value::String(id.hyphenated().encode_lower(&mut buffer).to_owned())
+/// One field's value, written as the schema's scalar writes it.
+enum Scalar<'a> {
+    Text(&'a str),
+    /// `UUID`: lower-case, hyphenated.
+    Id(Uuid),
+    Int(i64),
+    /// `DateTime`: RFC 3339, as async-graphql's `DateTime<Utc>` scalar.
+    Time(DateTime<Utc>),
 }
 
-/// What the `DateTime` scalar writes (RFC 3339).
-fn time_value(time: DateTime<Utc>) -> Value {
-    Value::String(time.to_rfc3339())
+impl Serialize for Scalar<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Self::Text(text) => serializer.serialize_str(text),
+            Self::Id(id) => {
+                serializer.serialize_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()))
+            }
+            Self::Int(value) => serializer.serialize_i64(value),
+            Self::Time(time) => serializer.serialize_str(&time.to_rfc3339()),
+        }
+    }
+}
+
+/// A list's value: its JSON, prewritten, when this list is the only field
+/// of its response key in the parent's selection; otherwise that JSON read
+/// back into a `Value`, which async-graphql merges with the values of the
+/// other fields of the key (it resolves each on its own, and cannot merge
+/// prewritten JSON). The buffer starts at `estimate` bytes so that it
+/// seldom grows (each growth copies it).
+fn list_value(ctx: &ContextSelectionSet<'_>, list: &impl Serialize, estimate: usize) -> ServerResult<Value> {
+    let internal = |error: serde_json::Error| {
+        async_graphql::Error::from(AppError::internal(anyhow::anyhow!(
+            "a list could not be written: {error}"
+        )))
+        .into_server_error(ctx.item.pos)
+    };
+    let mut json = Vec::with_capacity(estimate);
+    serde_json::to_writer(&mut json, list).map_err(internal)?;
+    if sole_field_of_its_key(ctx) {
+        Ok(wire::prewritten(json))
+    } else {
+        serde_json::from_slice(&json).map_err(internal)
+    }
+}
+
+/// Whether no other field of the parent's selection shares the response key
+/// of the field being resolved. The parent's selection is found by walking
+/// the operation down the path's response keys; fragments are entered
+/// whatever their type condition, so a field that only might share its key
+/// counts as sharing it (the slower, always right answer).
+fn sole_field_of_its_key(ctx: &ContextSelectionSet<'_>) -> bool {
+    let mut keys = Vec::new();
+    let mut node = ctx.path_node.as_ref();
+    while let Some(current) = node {
+        if let QueryPathSegment::Name(key) = current.segment {
+            keys.push(key);
+        }
+        node = current.parent;
+    }
+    keys.reverse();
+    let Some((key, ancestors)) = keys.split_last() else {
+        return false;
+    };
+    let mut sets = vec![&ctx.query_env.operation.node.selection_set.node];
+    for ancestor in ancestors {
+        let mut inner = Vec::new();
+        for set in &sets {
+            fields_of_key(ctx, set, ancestor, &mut |field| {
+                inner.push(&field.node.selection_set.node)
+            });
+        }
+        sets = inner;
+    }
+    let mut count = 0_usize;
+    for set in &sets {
+        fields_of_key(ctx, set, key, &mut |_| count += 1);
+    }
+    count == 1
+}
+
+/// Calls `found` with every field of `set` whose response key is `key`,
+/// fragments included (whatever their type condition).
+fn fields_of_key<'a>(
+    ctx: &ContextSelectionSet<'a>,
+    set: &'a SelectionSet,
+    key: &str,
+    found: &mut impl FnMut(&'a Positioned<Field>),
+) {
+    for selection in &set.items {
+        match &selection.node {
+            Selection::Field(field) => {
+                if field.node.response_key().node.as_str() == key {
+                    found(field);
+                }
+            }
+            Selection::FragmentSpread(spread) => {
+                // Validation rejects cycles of fragments: this ends.
+                if let Some(fragment) = ctx.query_env.fragments.get(&spread.node.fragment_name.node) {
+                    fields_of_key(ctx, &fragment.node.selection_set.node, key, found);
+                }
+            }
+            Selection::InlineFragment(fragment) => {
+                fields_of_key(ctx, &fragment.node.selection_set.node, key, found);
+            }
+        }
+    }
+}
+
+/// About how many bytes one object of `fields` fields takes.
+fn object_estimate(fields: usize) -> usize {
+    2 + fields * 48
 }
 
 /// What fills one response key of a video.
@@ -163,24 +271,27 @@ impl VideoStep {
         })
     }
 
-    fn value(self, row: &video::Model) -> Value {
+    fn value<'a>(self, row: &'a video::Model, type_name: &'a str) -> Scalar<'a> {
         match self {
-            Self::Typename => Value::String(Video::type_name().into_owned()),
-            Self::Id => uuid_value(row.id),
-            Self::ModuleId => uuid_value(row.module_id),
-            Self::FileName => Value::String(row.file_name.clone()),
-            Self::FileUrl => Value::String(row.file_url.clone()),
-            Self::FileSize => Value::Number(row.file_size.into()),
-            Self::MimeType => Value::String(row.mime_type.clone()),
-            Self::CreatedAt => time_value(row.created_at),
-            Self::UpdatedAt => time_value(row.updated_at),
+            Self::Typename => Scalar::Text(type_name),
+            Self::Id => Scalar::Id(row.id),
+            Self::ModuleId => Scalar::Id(row.module_id),
+            Self::FileName => Scalar::Text(&row.file_name),
+            Self::FileUrl => Scalar::Text(&row.file_url),
+            Self::FileSize => Scalar::Int(row.file_size),
+            Self::MimeType => Scalar::Text(&row.mime_type),
+            Self::CreatedAt => Scalar::Time(row.created_at),
+            Self::UpdatedAt => Scalar::Time(row.updated_at),
         }
     }
 }
 
 /// How to write each video of a list: its response keys in order.
 #[derive(Debug)]
-struct VideoPlan(Vec<(Name, VideoStep)>);
+struct VideoPlan {
+    type_name: Cow<'static, str>,
+    steps: Vec<(Name, VideoStep)>,
+}
 
 impl VideoPlan {
     fn collect(ctx: &ContextSelectionSet<'_>, sets: &[&SelectionSet]) -> ServerResult<Self> {
@@ -195,21 +306,40 @@ impl VideoPlan {
                     .ok_or_else(|| unknown_field(field, &type_name))
             })
             .collect::<ServerResult<_>>()?;
-        Ok(Self(steps))
+        Ok(Self { type_name, steps })
     }
 
-    fn write(&self, rows: &[video::Model]) -> Value {
-        Value::List(
-            rows.iter()
-                .map(|row| {
-                    let mut object = IndexMap::with_capacity(self.0.len());
-                    for (key, step) in &self.0 {
-                        object.insert(key.clone(), step.value(row));
-                    }
-                    Value::Object(object)
-                })
-                .collect(),
-        )
+    fn estimate(&self, rows: usize) -> usize {
+        2 + rows * object_estimate(self.steps.len())
+    }
+}
+
+/// A list of videos written by its plan.
+struct Videos<'a> {
+    plan: &'a VideoPlan,
+    rows: &'a [video::Model],
+}
+
+impl Serialize for Videos<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Self { plan, rows } = *self;
+        serializer.collect_seq(rows.iter().map(|row| PlannedVideo { plan, row }))
+    }
+}
+
+/// One video written by its plan.
+struct PlannedVideo<'a> {
+    plan: &'a VideoPlan,
+    row: &'a video::Model,
+}
+
+impl Serialize for PlannedVideo<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut object = serializer.serialize_map(Some(self.plan.steps.len()))?;
+        for (key, step) in &self.plan.steps {
+            object.serialize_entry(key.as_str(), &step.value(self.row, &self.plan.type_name))?;
+        }
+        object.end()
     }
 }
 
@@ -237,14 +367,14 @@ impl ModuleLeaf {
         })
     }
 
-    fn value(self, row: &module::Model) -> Value {
+    fn value<'a>(self, row: &'a module::Model, type_name: &'a str) -> Scalar<'a> {
         match self {
-            Self::Typename => Value::String(Module::type_name().into_owned()),
-            Self::Id => uuid_value(row.id),
-            Self::Name => Value::String(row.name.clone()),
-            Self::OrderIndex => Value::Number(row.order_index.into()),
-            Self::CreatedAt => time_value(row.created_at),
-            Self::UpdatedAt => time_value(row.updated_at),
+            Self::Typename => Scalar::Text(type_name),
+            Self::Id => Scalar::Id(row.id),
+            Self::Name => Scalar::Text(&row.name),
+            Self::OrderIndex => Scalar::Int(row.order_index.into()),
+            Self::CreatedAt => Scalar::Time(row.created_at),
+            Self::UpdatedAt => Scalar::Time(row.updated_at),
         }
     }
 }
@@ -261,7 +391,10 @@ enum ModuleStep {
 
 /// How to write each module of a list.
 #[derive(Debug)]
-struct ModulePlan(Vec<(Name, ModuleStep)>);
+struct ModulePlan {
+    type_name: Cow<'static, str>,
+    steps: Vec<(Name, ModuleStep)>,
+}
 
 impl ModulePlan {
     fn collect(ctx: &ContextSelectionSet<'_>) -> ServerResult<Self> {
@@ -277,35 +410,75 @@ impl ModulePlan {
             };
             steps.push((key, step));
         }
-        Ok(Self(steps))
+        Ok(Self { type_name, steps })
     }
 
     fn wants_videos(&self) -> bool {
-        self.0
-            .iter()
-            .any(|(_, step)| matches!(step, ModuleStep::Videos(_)))
+        self.videos_per_module().is_some()
     }
 
-    fn write(&self, rows: &[module::Model], videos: &HashMap<VideosOfModule, Arc<[video::Model]>>) -> Value {
-        Value::List(
-            rows.iter()
-                .map(|row| {
-                    let mut object = IndexMap::with_capacity(self.0.len());
-                    for (key, step) in &self.0 {
-                        let value = match step {
-                            ModuleStep::Leaf(leaf) => leaf.value(row),
-                            ModuleStep::Videos(plan) => plan.write(
-                                videos
-                                    .get(&VideosOfModule(row.id))
-                                    .map_or(&[][..], |rows| &rows[..]),
-                            ),
-                        };
-                        object.insert(key.clone(), value);
-                    }
-                    Value::Object(object)
-                })
-                .collect(),
-        )
+    /// The plan of the module's videos, if they are asked for.
+    fn videos_per_module(&self) -> Option<&VideoPlan> {
+        self.steps.iter().find_map(|(_, step)| match step {
+            ModuleStep::Videos(plan) => Some(plan),
+            ModuleStep::Leaf(_) => None,
+        })
+    }
+
+    fn estimate(
+        &self,
+        rows: &[module::Model],
+        videos: &HashMap<VideosOfModule, Arc<[video::Model]>>,
+    ) -> usize {
+        let videos = self.videos_per_module().map_or(0, |plan| {
+            let count = rows
+                .iter()
+                .filter_map(|row| videos.get(&VideosOfModule(row.id)))
+                .map(|rows| rows.len())
+                .sum();
+            plan.estimate(count)
+        });
+        2 + rows.len() * object_estimate(self.steps.len()) + videos
+    }
+}
+
+/// A list of modules written by its plan, with their videos.
+struct Modules<'a> {
+    plan: &'a ModulePlan,
+    rows: &'a [module::Model],
+    videos: &'a HashMap<VideosOfModule, Arc<[video::Model]>>,
+}
+
+impl Serialize for Modules<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.rows.iter().map(|row| PlannedModule { list: self, row }))
+    }
+}
+
+/// One module written by its plan.
+struct PlannedModule<'a> {
+    list: &'a Modules<'a>,
+    row: &'a module::Model,
+}
+
+impl Serialize for PlannedModule<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Modules { plan, videos, .. } = *self.list;
+        let mut object = serializer.serialize_map(Some(plan.steps.len()))?;
+        for (key, step) in &plan.steps {
+            match step {
+                ModuleStep::Leaf(leaf) => {
+                    object.serialize_entry(key.as_str(), &leaf.value(self.row, &plan.type_name))?;
+                }
+                ModuleStep::Videos(plan) => {
+                    let rows = videos
+                        .get(&VideosOfModule(self.row.id))
+                        .map_or(&[][..], |rows| &rows[..]);
+                    object.serialize_entry(key.as_str(), &Videos { plan, rows })?;
+                }
+            }
+        }
+        object.end()
     }
 }
 
@@ -353,7 +526,12 @@ impl OutputType for ModuleList {
         } else {
             HashMap::new()
         };
-        Ok(plan.write(&self.0, &videos))
+        let modules = Modules {
+            plan: &plan,
+            rows: &self.0,
+            videos: &videos,
+        };
+        list_value(ctx, &modules, plan.estimate(&self.0, &videos))
     }
 }
 
@@ -378,7 +556,12 @@ impl OutputType for VideoList {
         ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        Ok(VideoPlan::collect(ctx, &[&ctx.item.node])?.write(&self.0))
+        let plan = VideoPlan::collect(ctx, &[&ctx.item.node])?;
+        let videos = Videos {
+            plan: &plan,
+            rows: &self.0,
+        };
+        list_value(ctx, &videos, plan.estimate(self.0.len()))
     }
 }
 

@@ -24,7 +24,7 @@ pub use video::{FileSize, Video};
 #[derive(Default)]
 pub(crate) struct ContentQuery;
 
-#[Object]
+#[Object(serial)]
 impl ContentQuery {
     /// One module by id, if its session is in your scope.
     async fn module(
@@ -89,7 +89,7 @@ pub struct UpdateVideoInput {
 #[derive(Default)]
 pub(crate) struct ContentMutation;
 
-#[Object]
+#[Object(serial)]
 impl ContentMutation {
     /// Adds a module to a session, appended or at a position (the modules
     /// at and after it move down one). Returns the new module.

@@ -14,7 +14,7 @@ use crate::graphql::loaders::VideosOfModule;
 /// An ordered block of content within a session.
 pub struct Module(pub module::Model);
 
-#[Object]
+#[Object(serial)]
 impl Module {
     /// Identifier.
     async fn id(&self) -> Uuid {

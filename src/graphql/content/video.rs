@@ -40,7 +40,7 @@ impl ScalarType for FileSize {
 /// A video file of a module.
 pub struct Video(pub video::Model);
 
-#[Object]
+#[Object(serial)]
 impl Video {
     /// Identifier.
     async fn id(&self) -> Uuid {

@@ -56,7 +56,7 @@ impl From<SessionEndReason> for LoginSessionEndReason {
 /// An authenticated session of a user on one device.
 pub struct LoginSession(pub session_log::Model);
 
-#[Object]
+#[Object(serial)]
 impl LoginSession {
     /// Identifier.
     async fn id(&self) -> Uuid {
@@ -157,7 +157,7 @@ fn list_limit(first: Option<i32>) -> Result<u64, AppError> {
 #[derive(Default)]
 pub(crate) struct LoginSessionsQuery;
 
-#[Object]
+#[Object(serial)]
 impl LoginSessionsQuery {
     /// Your login sessions (the device list), newest first.
     #[graphql(complexity = "crate::graphql::limits::page_cost(first, 50, 200, child_complexity)")]
@@ -203,7 +203,7 @@ impl LoginSessionsQuery {
 #[derive(Default)]
 pub(crate) struct LoginSessionsMutation;
 
-#[Object]
+#[Object(serial)]
 impl LoginSessionsMutation {
     /// Logs in with e-mail and password. Opens a login session in your
     /// default tenant and returns a token bound to it. Failed attempts are

@@ -25,7 +25,7 @@ fn kind_name(kind: NotificationKind) -> &'static str {
 /// Webhooks specification says).
 pub struct WebhookEndpoint(webhook_endpoint::Model);
 
-#[Object]
+#[Object(serial)]
 impl WebhookEndpoint {
     /// Identifier.
     async fn id(&self) -> Uuid {
@@ -164,7 +164,7 @@ impl WebhookDelivery {
     }
 }
 
-#[Object]
+#[Object(serial)]
 impl WebhookDelivery {
     /// Identifier.
     async fn id(&self) -> Uuid {
@@ -240,7 +240,7 @@ pub struct WebhookSecret {
     secret: String,
 }
 
-#[Object]
+#[Object(serial)]
 impl WebhookSecret {
     /// The endpoint.
     async fn endpoint(&self) -> WebhookEndpoint {
@@ -288,7 +288,7 @@ fn kind_names(kinds: Option<Vec<NotificationKind>>) -> Option<Vec<String>> {
 #[derive(Default)]
 pub struct WebhooksQuery;
 
-#[Object]
+#[Object(serial)]
 impl WebhooksQuery {
     /// The webhook endpoints of the active tenant, oldest first.
     #[graphql(
@@ -317,7 +317,7 @@ impl WebhooksQuery {
 #[derive(Default)]
 pub struct WebhooksMutation;
 
-#[Object]
+#[Object(serial)]
 impl WebhooksMutation {
     /// Registers a webhook endpoint; answers with its signing secret, which
     /// is shown only now.

@@ -61,7 +61,7 @@ pub struct SessionStatusEvent {
     change: events::SessionEvent,
 }
 
-#[Object]
+#[Object(serial)]
 impl SessionStatusEvent {
     /// This event's cursor: subscribe again with `after` set to the last one
     /// you received to get everything since, in order, without a gap.

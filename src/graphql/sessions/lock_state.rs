@@ -44,7 +44,7 @@ impl LockState {
     }
 }
 
-#[Object]
+#[Object(serial)]
 impl LockState {
     /// The supervised user.
     async fn user_id(&self) -> Uuid {
@@ -101,7 +101,7 @@ impl LockStateSession {
     }
 }
 
-#[Object]
+#[Object(serial)]
 impl LockStateSession {
     /// The session.
     async fn session_id(&self) -> Option<Uuid> {
@@ -148,7 +148,7 @@ pub struct LockedApp {
     index: usize,
 }
 
-#[Object]
+#[Object(serial)]
 impl LockedApp {
     /// The app id.
     async fn app(&self) -> Option<&str> {
@@ -181,7 +181,7 @@ impl LockedApp {
 #[derive(Default)]
 pub struct LockStateQuery;
 
-#[Object]
+#[Object(serial)]
 impl LockStateQuery {
     /// What is in force for a supervised user now, merged across all their
     /// sessions and tenants (see `LockState`). For the lock manager

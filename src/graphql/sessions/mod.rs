@@ -43,7 +43,7 @@ pub(crate) struct SessionConnectionFields {
     now: DateTime<Utc>,
 }
 
-#[Object]
+#[Object(serial)]
 impl SessionConnectionFields {
     /// How many sessions match the filter, over all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
@@ -55,7 +55,7 @@ impl SessionConnectionFields {
 /// A page of sessions.
 pub(crate) type SessionConnection = Connection<Cursor, Session, SessionConnectionFields, EmptyFields>;
 
-#[Object]
+#[Object(serial)]
 impl SessionsQuery {
     /// Sessions you may see, as a Relay cursor connection; newest first
     /// unless `orderBy` says otherwise.
@@ -148,7 +148,7 @@ async fn page(
 #[derive(Default)]
 pub(crate) struct SessionsMutation;
 
-#[Object]
+#[Object(serial)]
 impl SessionsMutation {
     /// A guardian (or a tenant admin) starts a session for a user they
     /// supervise, now, optionally with an end time or duration and a config.

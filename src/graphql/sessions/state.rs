@@ -20,7 +20,7 @@ pub struct SessionState {
     now: DateTime<Utc>,
 }
 
-#[Object]
+#[Object(serial)]
 impl SessionState {
     /// The session.
     async fn session_id(&self) -> Uuid {
@@ -125,7 +125,7 @@ impl ReaderScope {
 #[derive(Default)]
 pub struct SessionStateQuery;
 
-#[Object]
+#[Object(serial)]
 impl SessionStateQuery {
     /// Whether a session is in force, with its lock profile. For other
     /// services (service credential) and for users within their scope.

@@ -91,7 +91,7 @@ pub(crate) fn end_record(
 /// A guardian–user session: an enforcement period with ordered content.
 pub struct Session(pub session::Model);
 
-#[Object]
+#[Object(serial)]
 impl Session {
     /// Identifier.
     async fn id(&self) -> Uuid {
@@ -204,7 +204,7 @@ pub struct LockProfile {
 /// Per-session rules: label, lock profile, unlock notification.
 pub struct SessionConfig(pub session_config::Model);
 
-#[Object]
+#[Object(serial)]
 impl SessionConfig {
     /// Short label, e.g. "study mode".
     async fn label(&self) -> Option<&str> {

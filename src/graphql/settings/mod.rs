@@ -201,7 +201,7 @@ impl From<&Resolved> for BooleanSetting {
 /// with its source and the value at every level.
 pub struct EffectiveSessionSettings(pub SubjectSettings);
 
-#[Object]
+#[Object(serial)]
 impl EffectiveSessionSettings {
     /// Whose settings these are.
     async fn level(&self) -> SettingsLevel {
@@ -273,7 +273,7 @@ impl EffectiveSessionSettings {
 /// The stored system settings (null: inherit from the configuration file).
 pub(crate) struct SystemSessionSettings(pub system_settings::Model);
 
-#[Object]
+#[Object(serial)]
 impl SystemSessionSettings {
     /// Default idle timeout, 5–120 minutes.
     async fn idle_timeout_minutes(&self) -> Option<i32> {
@@ -542,7 +542,7 @@ impl SchoolSessionSettingsInput {
 /// One audit record.
 pub(crate) struct AuditLogEntry(pub audit_log::Model);
 
-#[Object]
+#[Object(serial)]
 impl AuditLogEntry {
     /// Identifier.
     async fn id(&self) -> Uuid {
@@ -606,7 +606,7 @@ pub(crate) type AuditLogConnection = Connection<AuditCursor, AuditLogEntry, Empt
 #[derive(Default)]
 pub(crate) struct SettingsQuery;
 
-#[Object]
+#[Object(serial)]
 impl SettingsQuery {
     /// The session settings in force, each with its source and the value at
     /// every level. Give at most one of `schoolId`, `tenantId` and `userId`;
@@ -743,7 +743,7 @@ impl SettingsMutation {
     }
 }
 
-#[Object]
+#[Object(serial)]
 impl SettingsMutation {
     /// Changes the system settings (super admins). Returns the system-wide
     /// effective settings.

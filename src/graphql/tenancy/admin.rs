@@ -32,7 +32,7 @@ use crate::unit_of_work::{Outcome, write};
 pub struct GuardianLink(pub guardian_link::Model);
 
 /// A guardian supervising a user in a tenant.
-#[Object]
+#[Object(serial)]
 impl GuardianLink {
     /// Identifier.
     async fn id(&self) -> Uuid {
@@ -159,7 +159,7 @@ async fn prefetch_people(ctx: &Context<'_>, people: &[user::Model]) -> Result<()
 #[derive(Default)]
 pub struct AdminQuery;
 
-#[Object]
+#[Object(serial)]
 impl AdminQuery {
     /// The people you may see, by e-mail: a tenant admin, every member of the
     /// active tenant; a guardian, themselves and the users they supervise;
@@ -317,7 +317,7 @@ pub struct AddMembershipInput {
 #[derive(Default)]
 pub struct AdminMutation;
 
-#[Object]
+#[Object(serial)]
 impl AdminMutation {
     /// Renames a tenant. A super admin, or an administrator of that tenant.
     async fn update_tenant(&self, ctx: &Context<'_>, id: Uuid, input: UpdateTenantInput) -> Result<Tenant> {

@@ -43,7 +43,7 @@ impl From<ContextChangeEventType> for TenantContextEvent {
 /// One change of a user's tenant context.
 pub struct TenantContextChange(pub session_context_change::Model);
 
-#[Object]
+#[Object(serial)]
 impl TenantContextChange {
     /// Identifier.
     async fn id(&self) -> Uuid {
@@ -113,7 +113,7 @@ fn metadata_in_scope(metadata: &serde_json::Value, tenant_id: Uuid) -> serde_jso
 #[derive(Default)]
 pub struct TenantContextQuery;
 
-#[Object]
+#[Object(serial)]
 impl TenantContextQuery {
     /// The trail of tenant-context changes, newest first: your own, or (tenant
     /// admins) those of your tenant.

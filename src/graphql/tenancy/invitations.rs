@@ -18,7 +18,7 @@ use crate::unit_of_work::Outcome;
 pub struct Invitation(pub InvitationView);
 
 /// An open invitation of an e-mail address into a tenant.
-#[Object]
+#[Object(serial)]
 impl Invitation {
     /// Identifier.
     async fn id(&self) -> Uuid {
@@ -74,7 +74,7 @@ pub struct InviteMemberInput {
 #[derive(Default)]
 pub struct InvitationQuery;
 
-#[Object]
+#[Object(serial)]
 impl InvitationQuery {
     /// The open invitations of the active tenant, newest first (at most
     /// 200). Tenant admins.
@@ -104,7 +104,7 @@ impl InvitationQuery {
 #[derive(Default)]
 pub struct InvitationMutation;
 
-#[Object]
+#[Object(serial)]
 impl InvitationMutation {
     /// Invites an e-mail address into the active tenant with a role (and a
     /// school), open for `invitations.ttl_hours`. The answer is the same

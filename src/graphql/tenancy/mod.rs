@@ -57,7 +57,7 @@ impl From<MembershipRole> for tenant_membership::MembershipRole {
 pub struct Membership(pub tenant_membership::Model);
 
 /// A user's membership in a tenant.
-#[Object]
+#[Object(serial)]
 impl Membership {
     /// Identifier.
     async fn id(&self) -> Uuid {
@@ -100,7 +100,7 @@ impl Membership {
 #[derive(Default)]
 pub(crate) struct TenancyQuery;
 
-#[Object]
+#[Object(serial)]
 impl TenancyQuery {
     /// The tenants you may see (a super admin: every tenant; others: those
     /// they are a member of), by name.
@@ -136,7 +136,7 @@ pub(crate) struct CreateTenantInput {
     pub name: String,
 }
 
-#[Object]
+#[Object(serial)]
 impl TenancyMutation {
     /// Creates a tenant; every session setting starts inherited. Super admins only.
     async fn create_tenant(&self, ctx: &Context<'_>, input: CreateTenantInput) -> Result<Tenant> {
@@ -154,7 +154,7 @@ impl TenancyMutation {
 pub struct Tenant(pub tenant::Model);
 
 /// An organisation (a district): the boundary of all data.
-#[Object]
+#[Object(serial)]
 impl Tenant {
     /// Identifier.
     async fn id(&self) -> Uuid {
@@ -191,7 +191,7 @@ impl Tenant {
 pub struct School(pub school::Model);
 
 /// A school of a tenant.
-#[Object]
+#[Object(serial)]
 impl School {
     /// Identifier.
     async fn id(&self) -> Uuid {
@@ -219,7 +219,7 @@ impl School {
 pub struct User(pub user::Model);
 
 /// A person with an account: supervised user, guardian or administrator.
-#[Object]
+#[Object(serial)]
 impl User {
     /// Identifier.
     async fn id(&self) -> Uuid {
