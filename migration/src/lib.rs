@@ -38,6 +38,7 @@ mod m20261203_000022_create_lock_states;
 mod m20261203_000023_create_webhook_endpoints;
 mod m20261203_000024_create_webhook_deliveries;
 mod m20261203_000025_create_webhook_attempts;
+mod m20261206_000026_index_videos_by_module_in_order;
 
 /// The migrator of the session-manager schema.
 pub struct Migrator;
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000023_create_webhook_endpoints::Migration),
             Box::new(m20261203_000024_create_webhook_deliveries::Migration),
             Box::new(m20261203_000025_create_webhook_attempts::Migration),
+            Box::new(m20261206_000026_index_videos_by_module_in_order::Migration),
         ]
     }
 }

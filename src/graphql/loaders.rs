@@ -132,7 +132,9 @@ impl Loader<ModulesOfSession> for DbLoader {
         };
         let rows = module::Entity::find()
             .filter(module::Column::SessionId.is_in(keys.iter().map(|key| key.0)))
-            .filter(module::Column::SessionId.in_subquery(scope.session_ids()))
+            .filter(
+                module::Column::SessionId.in_subquery(scope.session_ids_among(keys.iter().map(|key| key.0))),
+            )
             .order_by_asc(module::Column::SessionId)
             .order_by_asc(module::Column::OrderIndex)
             .all(&self.db)
@@ -158,14 +160,13 @@ impl Loader<VideosOfModule> for DbLoader {
         let Some(scope) = &self.scope else {
             return Ok(HashMap::new());
         };
-        let modules_in_scope = Query::select()
-            .column(module::Column::Id)
-            .from(module::Entity.table_ref())
-            .and_where(module::Column::SessionId.in_subquery(scope.session_ids()))
-            .to_owned();
+        let ids = || keys.iter().map(|key| key.0);
+        // Module by module, as the index on (module_id, created_at, id)
+        // hands them out: no sort.
         let rows = video::Entity::find()
-            .filter(video::Column::ModuleId.is_in(keys.iter().map(|key| key.0)))
-            .filter(video::Column::ModuleId.in_subquery(modules_in_scope))
+            .filter(video::Column::ModuleId.is_in(ids()))
+            .filter(video::Column::ModuleId.in_subquery(scope.module_ids_among(ids())))
+            .order_by_asc(video::Column::ModuleId)
             .order_by_asc(video::Column::CreatedAt)
             .order_by_asc(video::Column::Id)
             .all(&self.db)
@@ -209,7 +210,10 @@ impl Loader<ConfigOfSession> for DbLoader {
         };
         let rows = session_config::Entity::find()
             .filter(session_config::Column::SessionId.is_in(keys.iter().map(|key| key.0)))
-            .filter(session_config::Column::SessionId.in_subquery(scope.session_ids()))
+            .filter(
+                session_config::Column::SessionId
+                    .in_subquery(scope.session_ids_among(keys.iter().map(|key| key.0))),
+            )
             .all(&self.db)
             .await?;
         let mut configs: HashMap<ConfigOfSession, Self::Value> =

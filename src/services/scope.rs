@@ -9,8 +9,10 @@
 //! not found.
 
 use entity::tenant_membership::MembershipRole;
-use entity::{guardian_link, school, session, session_context_change, session_log, tenant_membership, user};
-use sea_orm::sea_query::{Condition, Query};
+use entity::{
+    guardian_link, module, school, session, session_context_change, session_log, tenant_membership, user,
+};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait as _, Query, SelectStatement};
 use sea_orm::{ColumnTrait, EntityName, QueryFilter};
 use uuid::Uuid;
 
@@ -110,7 +112,7 @@ impl Scope {
     }
 
     /// The users the viewer supervises in the active tenant (a subquery).
-    fn supervised_users(&self) -> sea_orm::sea_query::SelectStatement {
+    fn supervised_users(&self) -> SelectStatement {
         Query::select()
             .column(guardian_link::Column::UserId)
             .from(guardian_link::Entity.table_ref())
@@ -120,7 +122,7 @@ impl Scope {
     }
 
     /// The members of the active tenant (a subquery).
-    fn tenant_members(&self) -> sea_orm::sea_query::SelectStatement {
+    fn tenant_members(&self) -> SelectStatement {
         Query::select()
             .column(tenant_membership::Column::UserId)
             .from(tenant_membership::Entity.table_ref())
@@ -144,10 +146,35 @@ impl Scope {
     }
 
     /// The ids of the sessions in scope (a subquery), for tables below sessions.
-    pub(crate) fn session_ids(&self) -> sea_orm::sea_query::SelectStatement {
+    pub(crate) fn session_ids(&self) -> SelectStatement {
         Query::select()
             .column(session::Column::Id)
             .from(session::Entity.table_ref())
+            .cond_where(self.sessions())
+            .to_owned()
+    }
+
+    /// The ids among `ids` of sessions in scope (a subquery). Narrowed by id
+    /// first: the database then looks up each of those few sessions instead
+    /// of listing every session in scope.
+    pub(crate) fn session_ids_among(&self, ids: impl IntoIterator<Item = Uuid>) -> SelectStatement {
+        let mut among = self.session_ids();
+        among.and_where(session::Column::Id.is_in(ids));
+        among
+    }
+
+    /// The ids among `ids` of modules of sessions in scope (a subquery): each
+    /// module looked up by id, and its session by the module's.
+    pub(crate) fn module_ids_among(&self, ids: impl IntoIterator<Item = Uuid>) -> SelectStatement {
+        Query::select()
+            .column((module::Entity, module::Column::Id))
+            .from(module::Entity)
+            .inner_join(
+                session::Entity,
+                Expr::col((session::Entity, session::Column::Id))
+                    .equals((module::Entity, module::Column::SessionId)),
+            )
+            .and_where(module::Column::Id.is_in(ids))
             .cond_where(self.sessions())
             .to_owned()
     }
