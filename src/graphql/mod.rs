@@ -2,6 +2,7 @@
 
 pub mod content;
 pub(crate) mod fanout;
+pub(crate) mod json;
 pub mod limits;
 pub mod loaders;
 pub mod login_sessions;

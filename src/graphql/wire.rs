@@ -50,6 +50,24 @@ impl Serialize for WireValue<'_> {
     }
 }
 
+/// About how many bytes `value` takes as JSON (prewritten parts exactly),
+/// to size the buffer it is written into: each growth copies it.
+pub(crate) fn size_hint(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Boolean(_) | Value::Number(_) => 8,
+        Value::String(text) => text.len() + 2,
+        Value::Enum(name) => name.len() + 2,
+        Value::Binary(json) => json.len(),
+        Value::List(items) => 2 + items.iter().map(|item| size_hint(item) + 1).sum::<usize>(),
+        Value::Object(fields) => {
+            2 + fields
+                .iter()
+                .map(|(key, value)| key.len() + 4 + size_hint(value))
+                .sum::<usize>()
+        }
+    }
+}
+
 /// A GraphQL response as it is sent: `errors` first when there are any (as
 /// the specification suggests), then `data` (left out for a request error,
 /// which has none), then `extensions`; the entries of `data` in the order
@@ -60,6 +78,21 @@ pub(crate) struct WireResponse<'a> {
 }
 
 impl<'a> WireResponse<'a> {
+    /// About how many bytes the response takes as JSON.
+    pub(crate) fn size_hint(&self) -> usize {
+        let errors = if self.response.errors.is_empty() {
+            0
+        } else {
+            256 * self.response.errors.len()
+        };
+        64 + errors
+            + if self.with_data {
+                size_hint(&self.response.data)
+            } else {
+                0
+            }
+    }
+
     /// The response with its `data`.
     pub(crate) fn new(response: &'a Response) -> Self {
         Self {

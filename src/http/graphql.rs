@@ -226,11 +226,13 @@ async fn execute(
             } else {
                 StatusCode::OK
             };
-            (status, to_bytes(&wire(&response)))
+            let body = wire(&response);
+            (status, to_bytes(&body, body.size_hint()))
         }
         Ok(BatchResponse::Batch(responses)) => {
             let bodies: Vec<WireResponse<'_>> = responses.iter().map(wire).collect();
-            (StatusCode::OK, to_bytes(&bodies))
+            let size_hint = bodies.iter().map(|body| body.size_hint() + 1).sum();
+            (StatusCode::OK, to_bytes(&bodies, size_hint))
         }
         Err(error) => {
             tracing::error!(%error, "the GraphQL execution task failed");
@@ -321,13 +323,16 @@ fn wire(response: &Response) -> WireResponse<'_> {
 }
 
 /// The JSON of `body`, or a coded internal error should it not serialize.
-fn to_bytes(body: &impl serde::Serialize) -> Vec<u8> {
-    serde_json::to_vec(body).unwrap_or_else(|error| {
-        tracing::error!(%error, "a response could not be serialized");
-        json!({ "errors": [{ "message": "internal error", "extensions": { "code": "INTERNAL" } }] })
-            .to_string()
-            .into_bytes()
-    })
+fn to_bytes(body: &impl serde::Serialize, size_hint: usize) -> Vec<u8> {
+    let mut json = Vec::with_capacity(size_hint);
+    serde_json::to_writer(&mut json, body)
+        .map(|()| json)
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, "a response could not be serialized");
+            json!({ "errors": [{ "message": "internal error", "extensions": { "code": "INTERNAL" } }] })
+                .to_string()
+                .into_bytes()
+        })
 }
 
 /// The client's user agent and address. Behind a trusted proxy the first

@@ -33,12 +33,11 @@ use async_graphql::{
 };
 use chrono::{DateTime, Utc};
 use entity::{module, video};
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 use super::{Module, Video};
 use crate::error::AppError;
+use crate::graphql::json::JsonWriter;
 use crate::graphql::loaders::{Loaders, VideosOfModule};
 use crate::graphql::wire;
 
@@ -138,38 +137,50 @@ enum Scalar<'a> {
     Time(DateTime<Utc>),
 }
 
-impl Serialize for Scalar<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl Scalar<'_> {
+    fn write(&self, json: &mut JsonWriter) {
         match *self {
-            Self::Text(text) => serializer.serialize_str(text),
-            Self::Id(id) => {
-                serializer.serialize_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()))
-            }
-            Self::Int(value) => serializer.serialize_i64(value),
-            Self::Time(time) => serializer.serialize_str(&time.to_rfc3339()),
+            Self::Text(text) => json.string(text),
+            Self::Id(id) => json.uuid(id),
+            Self::Int(value) => json.int(value),
+            Self::Time(time) => json.time(time),
         }
     }
+
+    /// About how many bytes it takes (at most, but for escapes).
+    fn size(&self) -> usize {
+        match self {
+            Self::Text(text) => text.len() + 2,
+            Self::Id(_) => 38,
+            Self::Int(_) => 20,
+            Self::Time(_) => 34,
+        }
+    }
+}
+
+/// A response key as JSON, with its colon: `"key":`.
+fn key_json(key: &Name) -> Vec<u8> {
+    let mut json = JsonWriter::with_capacity(key.len() + 3);
+    json.string(key);
+    json.byte(b':');
+    json.finish()
 }
 
 /// A list's value: its JSON, prewritten, when this list is the only field
 /// of its response key in the parent's selection; otherwise that JSON read
 /// back into a `Value`, which async-graphql merges with the values of the
 /// other fields of the key (it resolves each on its own, and cannot merge
-/// prewritten JSON). The buffer starts at `estimate` bytes so that it
-/// seldom grows (each growth copies it).
-fn list_value(ctx: &ContextSelectionSet<'_>, list: &impl Serialize, estimate: usize) -> ServerResult<Value> {
-    let internal = |error: serde_json::Error| {
-        async_graphql::Error::from(AppError::internal(anyhow::anyhow!(
-            "a list could not be written: {error}"
-        )))
-        .into_server_error(ctx.item.pos)
-    };
-    let mut json = Vec::with_capacity(estimate);
-    serde_json::to_writer(&mut json, list).map_err(internal)?;
+/// prewritten JSON).
+fn list_value(ctx: &ContextSelectionSet<'_>, json: Vec<u8>) -> ServerResult<Value> {
     if sole_field_of_its_key(ctx) {
         Ok(wire::prewritten(json))
     } else {
-        serde_json::from_slice(&json).map_err(internal)
+        serde_json::from_slice(&json).map_err(|error| {
+            async_graphql::Error::from(AppError::internal(anyhow::anyhow!(
+                "a list could not be read back: {error}"
+            )))
+            .into_server_error(ctx.item.pos)
+        })
     }
 }
 
@@ -236,11 +247,6 @@ fn fields_of_key<'a>(
     }
 }
 
-/// About how many bytes one object of `fields` fields takes.
-fn object_estimate(fields: usize) -> usize {
-    2 + fields * 48
-}
-
 /// What fills one response key of a video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum VideoStep {
@@ -290,7 +296,8 @@ impl VideoStep {
 #[derive(Debug)]
 struct VideoPlan {
     type_name: Cow<'static, str>,
-    steps: Vec<(Name, VideoStep)>,
+    /// Each response key (as JSON) and what fills it.
+    steps: Vec<(Vec<u8>, VideoStep)>,
 }
 
 impl VideoPlan {
@@ -302,44 +309,48 @@ impl VideoPlan {
             .map(|(key, fields)| {
                 let field = fields[0];
                 VideoStep::named(&field.node.name.node)
-                    .map(|step| (key, step))
+                    .map(|step| (key_json(&key), step))
                     .ok_or_else(|| unknown_field(field, &type_name))
             })
             .collect::<ServerResult<_>>()?;
         Ok(Self { type_name, steps })
     }
 
-    fn estimate(&self, rows: usize) -> usize {
-        2 + rows * object_estimate(self.steps.len())
-    }
-}
-
-/// A list of videos written by its plan.
-struct Videos<'a> {
-    plan: &'a VideoPlan,
-    rows: &'a [video::Model],
-}
-
-impl Serialize for Videos<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let Self { plan, rows } = *self;
-        serializer.collect_seq(rows.iter().map(|row| PlannedVideo { plan, row }))
-    }
-}
-
-/// One video written by its plan.
-struct PlannedVideo<'a> {
-    plan: &'a VideoPlan,
-    row: &'a video::Model,
-}
-
-impl Serialize for PlannedVideo<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut object = serializer.serialize_map(Some(self.plan.steps.len()))?;
-        for (key, step) in &self.plan.steps {
-            object.serialize_entry(key.as_str(), &step.value(self.row, &self.plan.type_name))?;
+    /// Writes `rows` as a list.
+    fn write(&self, rows: &[video::Model], json: &mut JsonWriter) {
+        json.byte(b'[');
+        for (index, row) in rows.iter().enumerate() {
+            if index > 0 {
+                json.byte(b',');
+            }
+            json.byte(b'{');
+            for (at, (key, step)) in self.steps.iter().enumerate() {
+                if at > 0 {
+                    json.byte(b',');
+                }
+                json.raw(key);
+                step.value(row, &self.type_name).write(json);
+            }
+            json.byte(b'}');
         }
-        object.end()
+        json.byte(b']');
+    }
+
+    /// About how many bytes `rows` take as a list.
+    fn size(&self, rows: &[video::Model]) -> usize {
+        let per_row: usize = self.steps.iter().map(|(key, _)| key.len() + 1).sum();
+        rows.iter()
+            .map(|row| {
+                per_row
+                    + 2
+                    + self
+                        .steps
+                        .iter()
+                        .map(|(_, step)| step.value(row, &self.type_name).size())
+                        .sum::<usize>()
+            })
+            .sum::<usize>()
+            + 2
     }
 }
 
@@ -393,7 +404,8 @@ enum ModuleStep {
 #[derive(Debug)]
 struct ModulePlan {
     type_name: Cow<'static, str>,
-    steps: Vec<(Name, ModuleStep)>,
+    /// Each response key (as JSON) and what fills it.
+    steps: Vec<(Vec<u8>, ModuleStep)>,
 }
 
 impl ModulePlan {
@@ -408,7 +420,7 @@ impl ModulePlan {
             } else {
                 ModuleStep::Leaf(ModuleLeaf::named(name).ok_or_else(|| unknown_field(fields[0], &type_name))?)
             };
-            steps.push((key, step));
+            steps.push((key_json(&key), step));
         }
         Ok(Self { type_name, steps })
     }
@@ -425,61 +437,58 @@ impl ModulePlan {
         })
     }
 
-    fn estimate(
-        &self,
-        rows: &[module::Model],
-        videos: &HashMap<VideosOfModule, Arc<[video::Model]>>,
-    ) -> usize {
-        let videos = self.videos_per_module().map_or(0, |plan| {
-            let count = rows
-                .iter()
-                .filter_map(|row| videos.get(&VideosOfModule(row.id)))
-                .map(|rows| rows.len())
-                .sum();
-            plan.estimate(count)
-        });
-        2 + rows.len() * object_estimate(self.steps.len()) + videos
-    }
-}
-
-/// A list of modules written by its plan, with their videos.
-struct Modules<'a> {
-    plan: &'a ModulePlan,
-    rows: &'a [module::Model],
-    videos: &'a HashMap<VideosOfModule, Arc<[video::Model]>>,
-}
-
-impl Serialize for Modules<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.rows.iter().map(|row| PlannedModule { list: self, row }))
-    }
-}
-
-/// One module written by its plan.
-struct PlannedModule<'a> {
-    list: &'a Modules<'a>,
-    row: &'a module::Model,
-}
-
-impl Serialize for PlannedModule<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let Modules { plan, videos, .. } = *self.list;
-        let mut object = serializer.serialize_map(Some(plan.steps.len()))?;
-        for (key, step) in &plan.steps {
-            match step {
-                ModuleStep::Leaf(leaf) => {
-                    object.serialize_entry(key.as_str(), &leaf.value(self.row, &plan.type_name))?;
+    /// Writes `rows` as a list, each with its videos.
+    fn write(&self, rows: &[module::Model], videos: &Prefetched, json: &mut JsonWriter) {
+        json.byte(b'[');
+        for (index, row) in rows.iter().enumerate() {
+            if index > 0 {
+                json.byte(b',');
+            }
+            json.byte(b'{');
+            for (at, (key, step)) in self.steps.iter().enumerate() {
+                if at > 0 {
+                    json.byte(b',');
                 }
-                ModuleStep::Videos(plan) => {
-                    let rows = videos
-                        .get(&VideosOfModule(self.row.id))
-                        .map_or(&[][..], |rows| &rows[..]);
-                    object.serialize_entry(key.as_str(), &Videos { plan, rows })?;
+                json.raw(key);
+                match step {
+                    ModuleStep::Leaf(leaf) => leaf.value(row, &self.type_name).write(json),
+                    ModuleStep::Videos(plan) => plan.write(videos_of(videos, row), json),
                 }
             }
+            json.byte(b'}');
         }
-        object.end()
+        json.byte(b']');
     }
+
+    /// About how many bytes `rows` take as a list.
+    fn size(&self, rows: &[module::Model], videos: &Prefetched) -> usize {
+        let per_row: usize = self.steps.iter().map(|(key, _)| key.len() + 1).sum();
+        rows.iter()
+            .map(|row| {
+                per_row
+                    + 2
+                    + self
+                        .steps
+                        .iter()
+                        .map(|(_, step)| match step {
+                            ModuleStep::Leaf(leaf) => leaf.value(row, &self.type_name).size(),
+                            ModuleStep::Videos(plan) => plan.size(videos_of(videos, row)),
+                        })
+                        .sum::<usize>()
+            })
+            .sum::<usize>()
+            + 2
+    }
+}
+
+/// The videos of each module, as the loaders gave them.
+type Prefetched = HashMap<VideosOfModule, Arc<[video::Model]>>;
+
+/// The videos of `module` (none if it has none).
+fn videos_of<'a>(videos: &'a Prefetched, module: &module::Model) -> &'a [video::Model] {
+    videos
+        .get(&VideosOfModule(module.id))
+        .map_or(&[][..], |rows| &rows[..])
 }
 
 /// `[Module!]!`, resolved in one pass (see the module docs).
@@ -526,12 +535,9 @@ impl OutputType for ModuleList {
         } else {
             HashMap::new()
         };
-        let modules = Modules {
-            plan: &plan,
-            rows: &self.0,
-            videos: &videos,
-        };
-        list_value(ctx, &modules, plan.estimate(&self.0, &videos))
+        let mut json = JsonWriter::with_capacity(plan.size(&self.0, &videos));
+        plan.write(&self.0, &videos, &mut json);
+        list_value(ctx, json.finish())
     }
 }
 
@@ -557,11 +563,9 @@ impl OutputType for VideoList {
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
         let plan = VideoPlan::collect(ctx, &[&ctx.item.node])?;
-        let videos = Videos {
-            plan: &plan,
-            rows: &self.0,
-        };
-        list_value(ctx, &videos, plan.estimate(self.0.len()))
+        let mut json = JsonWriter::with_capacity(plan.size(&self.0));
+        plan.write(&self.0, &mut json);
+        list_value(ctx, json.finish())
     }
 }
 
