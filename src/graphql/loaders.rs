@@ -2,6 +2,7 @@
 //! N parents costs a constant number of statements instead of N.
 
 use std::collections::HashMap;
+use std::ops::{Deref, Range};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
@@ -104,9 +105,96 @@ where
     groups
 }
 
-/// `groups` with each list shared.
-fn shared<K: Eq + std::hash::Hash, M>(groups: HashMap<K, Vec<M>>) -> HashMap<K, Arc<[M]>> {
-    groups.into_iter().map(|(key, rows)| (key, rows.into())).collect()
+/// Some rows of one statement, shared: each key's rows are a range of
+/// the one list the statement returned, so a prefetched list is never
+/// copied, neither per key nor per field that reads it.
+pub(crate) struct Rows<M> {
+    all: Arc<Vec<M>>,
+    range: Range<usize>,
+}
+
+impl<M> Clone for Rows<M> {
+    fn clone(&self) -> Self {
+        Self {
+            all: Arc::clone(&self.all),
+            range: self.range.clone(),
+        }
+    }
+}
+
+impl<M> Default for Rows<M> {
+    fn default() -> Self {
+        Vec::new().into()
+    }
+}
+
+impl<M> Deref for Rows<M> {
+    type Target = [M];
+
+    fn deref(&self) -> &[M] {
+        self.all.get(self.range.clone()).unwrap_or_default()
+    }
+}
+
+impl<M> From<Vec<M>> for Rows<M> {
+    fn from(rows: Vec<M>) -> Self {
+        let range = 0..rows.len();
+        Self {
+            all: Arc::new(rows),
+            range,
+        }
+    }
+}
+
+/// `rows` as each key's run of them, every key with an entry (empty when
+/// nothing matched). The statements order by the key first, so the runs are
+/// already contiguous; the stable sort only makes sure of it (and keeps
+/// each key's rows in the statement's order).
+fn runs<K, M>(
+    keys: &[K],
+    mut rows: Vec<M>,
+    key: impl Fn(&M) -> Uuid,
+    wrap: impl Fn(Uuid) -> K,
+) -> HashMap<K, Rows<M>>
+where
+    K: Eq + std::hash::Hash + Clone,
+{
+    rows.sort_by_key(&key);
+    let mut spans = Vec::new();
+    let mut start = 0;
+    for index in 1..=rows.len() {
+        let ends = rows
+            .get(index)
+            .zip(rows.get(start))
+            .is_none_or(|(row, first)| key(row) != key(first));
+        if ends {
+            if let Some(first) = rows.get(start) {
+                spans.push((key(first), start..index));
+            }
+            start = index;
+        }
+    }
+    let all = Arc::new(rows);
+    let mut groups: HashMap<K, Rows<M>> = keys
+        .iter()
+        .map(|key| {
+            let empty = Rows {
+                all: Arc::clone(&all),
+                range: 0..0,
+            };
+            (key.clone(), empty)
+        })
+        .collect();
+    for (id, range) in spans {
+        groups.insert(
+            wrap(id),
+            Rows {
+                all: Arc::clone(&all),
+                range,
+            },
+        );
+    }
+    groups
 }
 
 /// The ids of the tenants the viewer may see (a subquery).
@@ -120,7 +208,7 @@ fn visible_tenant_ids(scope: &Scope) -> sea_orm::sea_query::SelectStatement {
 
 impl Loader<ModulesOfSession> for DbLoader {
     /// Shared, so that a prefetched list is never copied.
-    type Value = Arc<[module::Model]>;
+    type Value = Rows<module::Model>;
     type Error = Arc<DbErr>;
 
     async fn load(
@@ -139,18 +227,13 @@ impl Loader<ModulesOfSession> for DbLoader {
             .order_by_asc(module::Column::OrderIndex)
             .all(&self.db)
             .await?;
-        Ok(shared(group_by(
-            keys,
-            rows,
-            |row| row.session_id,
-            ModulesOfSession,
-        )))
+        Ok(runs(keys, rows, |row| row.session_id, ModulesOfSession))
     }
 }
 
 impl Loader<VideosOfModule> for DbLoader {
     /// Shared, so that a prefetched list is never copied.
-    type Value = Arc<[video::Model]>;
+    type Value = Rows<video::Model>;
     type Error = Arc<DbErr>;
 
     async fn load(
@@ -171,7 +254,7 @@ impl Loader<VideosOfModule> for DbLoader {
             .order_by_asc(video::Column::Id)
             .all(&self.db)
             .await?;
-        Ok(shared(group_by(keys, rows, |row| row.module_id, VideosOfModule)))
+        Ok(runs(keys, rows, |row| row.module_id, VideosOfModule))
     }
 }
 

@@ -14,8 +14,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
-use std::cell::RefCell;
-
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{self, Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -77,28 +75,25 @@ pub(crate) fn check_new_password(
     Ok(())
 }
 
-thread_local! {
-    /// The Argon2 working memory of this thread, kept between computations.
-    /// Allocating ~19 MiB per computation and freeing it leaves glibc's
-    /// allocator holding far more than one block per thread (measured:
-    /// 240 MiB resident after sequential logins on one connection); reusing
-    /// one buffer per worker keeps memory at workers × 19 MiB.
-    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
-}
+/// Blocks of working memory asked for at least, whatever the parameters:
+/// 33 MiB, above the largest size glibc's malloc ever serves from its heaps
+/// (its mmap threshold rises with use, but never past 32 MiB), so the
+/// memory is mapped for the computation and returned to the system when it
+/// ends. Only the blocks the parameters need are touched (and resident).
+/// Allocated at the threshold or below, freed buffers stayed in the heaps
+/// (measured: 240 MiB resident after sequential logins on one connection;
+/// one buffer kept per worker still held 19 MiB per worker for good).
+const RESERVED_BLOCKS: usize = 33 * 1024;
 
-/// Runs `argon2` over this thread's kept memory, into an output of `len` bytes.
+/// Runs `argon2` over memory of its own, into an output of `len` bytes.
 fn compute(argon2: &Argon2<'_>, password: &[u8], salt: &[u8], len: usize) -> password_hash::Result<Output> {
-    MEMORY.with_borrow_mut(|memory| {
-        let needed = argon2.params().block_count();
-        if memory.len() < needed {
-            memory.resize(needed, Block::default());
-        }
-        let blocks = memory.get_mut(..needed).unwrap_or_default();
-        Output::init_with(len, |out| {
-            argon2
-                .hash_password_into_with_memory(password, salt, out, &mut *blocks)
-                .map_err(password_hash::Error::from)
-        })
+    let needed = argon2.params().block_count();
+    let mut blocks = Vec::with_capacity(needed.max(RESERVED_BLOCKS));
+    blocks.resize(needed, Block::default());
+    Output::init_with(len, |out| {
+        argon2
+            .hash_password_into_with_memory(password, salt, out, &mut blocks)
+            .map_err(password_hash::Error::from)
     })
 }
 

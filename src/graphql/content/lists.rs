@@ -24,7 +24,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
@@ -38,7 +37,7 @@ use uuid::Uuid;
 use super::{Module, Video};
 use crate::error::AppError;
 use crate::graphql::json::JsonWriter;
-use crate::graphql::loaders::{Loaders, VideosOfModule};
+use crate::graphql::loaders::{Loaders, Rows, VideosOfModule};
 use crate::graphql::wire;
 
 /// The fields of one response key: every field the selection sets ask
@@ -482,7 +481,7 @@ impl ModulePlan {
 }
 
 /// The videos of each module, as the loaders gave them.
-type Prefetched = HashMap<VideosOfModule, Arc<[video::Model]>>;
+type Prefetched = HashMap<VideosOfModule, Rows<video::Model>>;
 
 /// The videos of `module` (none if it has none).
 fn videos_of<'a>(videos: &'a Prefetched, module: &module::Model) -> &'a [video::Model] {
@@ -492,7 +491,7 @@ fn videos_of<'a>(videos: &'a Prefetched, module: &module::Model) -> &'a [video::
 }
 
 /// `[Module!]!`, resolved in one pass (see the module docs).
-pub struct ModuleList(pub Arc<[module::Model]>);
+pub struct ModuleList(pub(crate) Rows<module::Model>);
 
 impl From<Vec<module::Model>> for ModuleList {
     fn from(rows: Vec<module::Model>) -> Self {
@@ -542,7 +541,7 @@ impl OutputType for ModuleList {
 }
 
 /// `[Video!]!`, resolved in one pass (see the module docs).
-pub struct VideoList(pub Arc<[video::Model]>);
+pub struct VideoList(pub(crate) Rows<video::Model>);
 
 impl OutputType for VideoList {
     fn type_name() -> Cow<'static, str> {

@@ -5,8 +5,6 @@ use chrono::{DateTime, Utc};
 use entity::module;
 use uuid::Uuid;
 
-use std::sync::Arc;
-
 use super::VideoList;
 use crate::graphql::ContextExt;
 use crate::graphql::loaders::VideosOfModule;
@@ -42,9 +40,7 @@ impl Module {
     )]
     async fn videos(&self, ctx: &async_graphql::Context<'_>) -> Result<VideoList> {
         Ok(VideoList(
-            ctx.load_one(VideosOfModule(self.0.id))
-                .await?
-                .unwrap_or_else(|| Arc::new([])),
+            ctx.load_one(VideosOfModule(self.0.id)).await?.unwrap_or_default(),
         ))
     }
 }

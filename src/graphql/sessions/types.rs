@@ -186,7 +186,7 @@ impl Session {
         Ok(ModuleList(
             ctx.load_one(ModulesOfSession(self.0.id))
                 .await?
-                .unwrap_or_else(|| std::sync::Arc::new([])),
+                .unwrap_or_default(),
         ))
     }
 }
