@@ -1,7 +1,8 @@
 //! Videos are read a page of modules at a time, each module's in the order
 //! they were added: an index on `(module_id, created_at, id)` hands them out
 //! in that order, so the read needs no sort. It replaces the index on
-//! `module_id` alone, which it starts with (the foreign key still has one).
+//! `module_id` alone: it starts with that column, so it serves what that
+//! index served (the foreign key's cascades included).
 
 use sea_orm_migration::prelude::*;
 

@@ -1,5 +1,6 @@
 //! The GraphQL schema: per-domain objects merged into one root.
 
+pub(crate) mod collect;
 pub mod content;
 pub(crate) mod fanout;
 pub(crate) mod json;

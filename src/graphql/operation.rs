@@ -15,7 +15,6 @@
 //! order), but the root and async-graphql's connection types are not: the
 //! response is put back in order here, object by object.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::extensions::{
@@ -24,10 +23,11 @@ use async_graphql::extensions::{
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{
-    Directive, DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
-    SelectionSet,
+    Directive, DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, SelectionSet,
 };
 use async_graphql::registry::{MetaType, MetaTypeName, Registry};
+
+use crate::graphql::collect::{Collector, Group};
 use async_graphql::{
     Name, Positioned, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
 };
@@ -75,8 +75,15 @@ impl Extension for Hooks {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        *self.request.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((document.clone(), variables.clone()));
+        // Subscriptions are not executed through `execute`: nothing to keep.
+        let executed = document
+            .operations
+            .iter()
+            .any(|(_, operation)| operation.node.ty != OperationType::Subscription);
+        if executed {
+            *self.request.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((document.clone(), variables.clone()));
+        }
         Ok(document)
     }
 
@@ -120,17 +127,14 @@ impl Extension for Hooks {
 }
 
 /// What a response is put in order by: GraphQL's CollectFields over the
-/// executed operation (`@skip`/`@include` applied, fragments whose type
-/// condition applies spread in place), object by object.
+/// executed operation (`@skip`/`@include` applied as async-graphql applies
+/// them, fragments whose type condition applies spread in place).
 struct Order<'a> {
     document: &'a ExecutableDocument,
     operation: &'a OperationDefinition,
     variables: &'a Variables,
     registry: &'a Registry,
 }
-
-/// The fields of one response key.
-type Group<'a> = (&'a Name, Vec<&'a Positioned<Field>>);
 
 impl<'a> Order<'a> {
     /// Puts the operation's result in order.
@@ -141,167 +145,96 @@ impl<'a> Order<'a> {
             OperationType::Subscription => self.registry.subscription_type.as_deref(),
         };
         if let Some(root) = root {
-            self.value(data, &[&self.operation.selection_set.node], root);
+            self.values(vec![data], &[&self.operation.selection_set.node], root);
         }
     }
 
-    /// Puts `value`, of type `type_name` selected by `sets`, in order. Below
-    /// an abstract type (whose concrete type the value does not tell) and
-    /// in prewritten lists the order stays as it is: those are resolved in
-    /// order.
-    fn value(&self, value: &mut Value, sets: &[&'a SelectionSet], type_name: &str) {
-        match value {
-            Value::List(items) => {
-                for item in items {
-                    self.value(item, sets, type_name);
-                }
+    /// Puts `values` in order: objects of type `type_name` selected by
+    /// `sets`, or lists of them. The fields are collected once for all of
+    /// them (a list's items share their selection), then their fields are
+    /// put in order the same way, key by key. Below an abstract type (whose
+    /// concrete type the value does not tell) and in prewritten lists the
+    /// order stays as it is: those are resolved in order.
+    fn values(&self, values: Vec<&mut Value>, sets: &[&'a SelectionSet], type_name: &str) {
+        let mut objects = Vec::new();
+        let mut pending = values;
+        while let Some(value) = pending.pop() {
+            match value {
+                Value::List(items) => pending.extend(items.iter_mut()),
+                Value::Object(fields) => objects.push(fields),
+                _ => {}
             }
-            Value::Object(fields) => {
-                let Some(meta @ MetaType::Object { .. }) = self.registry.types.get(type_name) else {
-                    return;
-                };
-                let groups = self.collect(sets, type_name);
-                put_in_order(fields, groups.iter().map(|(key, _)| *key));
-                for (key, group) in &groups {
-                    let Some(child) = fields.get_mut(*key) else {
-                        continue;
-                    };
-                    if !matches!(child, Value::List(_) | Value::Object(_)) {
-                        continue;
-                    }
-                    let Some(field) = meta.field_by_name(&group[0].node.name.node) else {
-                        continue;
-                    };
-                    let inner: Vec<_> = group.iter().map(|field| &field.node.selection_set.node).collect();
-                    self.value(child, &inner, MetaTypeName::concrete_typename(&field.ty));
-                }
-            }
-            _ => {}
         }
-    }
-
-    /// CollectFields for an object of type `type_name`.
-    fn collect(&self, sets: &[&'a SelectionSet], type_name: &str) -> Vec<Group<'a>> {
-        let mut groups = Vec::new();
-        let mut entered = HashSet::new();
-        for set in sets {
-            self.walk(set, type_name, &mut entered, &mut groups);
+        let Some(meta @ MetaType::Object { .. }) = self.registry.types.get(type_name) else {
+            return;
+        };
+        if objects.is_empty() {
+            return;
         }
-        groups
-    }
-
-    fn walk(
-        &self,
-        set: &'a SelectionSet,
-        type_name: &str,
-        entered: &mut HashSet<&'a str>,
-        groups: &mut Vec<Group<'a>>,
-    ) {
-        for selection in &set.items {
-            if self.skips(selection.node.directives()) {
+        let collector = Collector {
+            fragments: &self.document.fragments,
+            registry: self.registry,
+            skips: |directives: &[Positioned<Directive>]| self.skips(directives),
+        };
+        let groups = collector.collect(sets, type_name);
+        for fields in &mut objects {
+            put_in_order(fields, &groups);
+        }
+        for (key, group) in &groups {
+            let Some(field) = group
+                .first()
+                .and_then(|field| meta.field_by_name(&field.node.name.node))
+            else {
                 continue;
-            }
-            let (condition, inner) = match &selection.node {
-                Selection::Field(field) => {
-                    let key = &field.node.response_key().node;
-                    match groups.iter_mut().find(|(name, _)| *name == key) {
-                        Some((_, fields)) => fields.push(field),
-                        None => groups.push((key, vec![field])),
-                    }
-                    continue;
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    let Some(fragment) = self.document.fragments.get(name) else {
-                        continue;
-                    };
-                    // A fragment spread twice adds nothing the second time.
-                    if !entered.insert(name) {
-                        continue;
-                    }
-                    (
-                        Some(fragment.node.type_condition.node.on.node.as_str()),
-                        &fragment.node.selection_set.node,
-                    )
-                }
-                Selection::InlineFragment(fragment) => (
-                    fragment
-                        .node
-                        .type_condition
-                        .as_ref()
-                        .map(|condition| condition.node.on.node.as_str()),
-                    &fragment.node.selection_set.node,
-                ),
             };
-            let applies = condition.is_none_or(|condition| {
-                condition == type_name
-                    || self
-                        .registry
-                        .types
-                        .get(condition)
-                        .is_some_and(|condition| condition.is_possible_type(type_name))
-            });
-            if applies {
-                self.walk(inner, type_name, entered, groups);
+            let children: Vec<&mut Value> = objects
+                .iter_mut()
+                .filter_map(|fields| fields.get_mut(*key))
+                .filter(|child| matches!(child, Value::List(_) | Value::Object(_)))
+                .collect();
+            if !children.is_empty() {
+                let inner: Vec<_> = group.iter().map(|field| &field.node.selection_set.node).collect();
+                self.values(children, &inner, MetaTypeName::concrete_typename(&field.ty));
             }
         }
     }
 
-    /// Whether `@skip`/`@include` leave the selection out.
+    /// Whether `@skip`/`@include` leave the selection out, decided as
+    /// async-graphql decides it before executing (the request's variables
+    /// alone; a condition that is not `true` counts as `false`), so that
+    /// the order is that of what ran.
     fn skips(&self, directives: &[Positioned<Directive>]) -> bool {
         directives.iter().any(|directive| {
-            let condition = || {
-                directive
-                    .node
-                    .get_argument("if")
-                    .and_then(|value| self.boolean(&value.node))
+            let include = match directive.node.name.node.as_str() {
+                "skip" => false,
+                "include" => true,
+                _ => return false,
             };
-            match directive.node.name.node.as_str() {
-                "skip" => condition() == Some(true),
-                "include" => condition() == Some(false),
-                _ => false,
-            }
+            directive.node.get_argument("if").is_some_and(|condition| {
+                let value = condition
+                    .node
+                    .clone()
+                    .into_const_with(|name| self.variables.get(&name).cloned().ok_or(()))
+                    .unwrap_or_default();
+                include != matches!(value, Value::Boolean(true))
+            })
         })
-    }
-
-    /// A Boolean argument: a literal, or a variable (or its default).
-    fn boolean(&self, value: &async_graphql_value::Value) -> Option<bool> {
-        use async_graphql_value::Value as Literal;
-        match value {
-            Literal::Boolean(value) => Some(*value),
-            Literal::Variable(name) => match self.variables.get(name) {
-                Some(Value::Boolean(value)) => Some(*value),
-                Some(_) => None,
-                None => self
-                    .operation
-                    .variable_definitions
-                    .iter()
-                    .find(|definition| definition.node.name.node == *name)
-                    .and_then(|definition| definition.node.default_value.as_ref())
-                    .and_then(|default| match default.node {
-                        Value::Boolean(value) => Some(value),
-                        _ => None,
-                    }),
-            },
-            _ => None,
-        }
     }
 }
 
-/// Puts `fields` in the order of `keys` (any key not in `keys` after them,
-/// as it was).
-fn put_in_order<'k>(fields: &mut IndexMap<Name, Value>, keys: impl Iterator<Item = &'k Name> + Clone) {
-    let in_order = fields
-        .keys()
-        .zip(keys.clone().filter(|key| fields.contains_key(*key)))
-        .all(|(have, want)| have == want);
-    if in_order {
+/// Puts `fields` in the order of `groups` (any key not in them after them).
+fn put_in_order(fields: &mut IndexMap<Name, Value>, groups: &[Group<'_>]) {
+    let wanted = groups
+        .iter()
+        .map(|(key, _)| *key)
+        .filter(|key| fields.contains_key(*key));
+    if fields.keys().zip(wanted).all(|(have, want)| have == want) {
         return;
     }
     let mut ordered = IndexMap::with_capacity(fields.len());
-    for key in keys {
-        if let Some(value) = fields.shift_remove(key) {
-            ordered.insert(key.clone(), value);
+    for (key, _) in groups {
+        if let Some(value) = fields.swap_remove(*key) {
+            ordered.insert((*key).clone(), value);
         }
     }
     ordered.extend(fields.drain(..));
@@ -319,7 +252,8 @@ mod tests {
             fields.insert(Name::new(key), Value::Null);
         }
         let keys = [Name::new("a"), Name::new("b"), Name::new("c")];
-        put_in_order(&mut fields, keys.iter());
+        let groups: Vec<Group<'_>> = keys.iter().map(|key| (key, Vec::new())).collect();
+        put_in_order(&mut fields, &groups);
         assert_eq!(
             fields.keys().map(Name::as_str).collect::<Vec<_>>(),
             ["a", "b", "c"]

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, BatchResponse, Request, Response};
+use async_graphql::{BatchRequest, BatchResponse, Request};
 use axum::body::Bytes;
 use std::net::SocketAddr;
 
@@ -19,7 +19,7 @@ use tracing::Span;
 
 use super::HttpState;
 use crate::graphql::loaders::loaders;
-use crate::graphql::wire::WireResponse;
+use crate::graphql::wire::{WireResponse, is_request_error};
 use crate::services::auth::{Activity, ClientInfo, LoginBudget, authenticate};
 use crate::services::scope::Scope;
 
@@ -226,11 +226,11 @@ async fn execute(
             } else {
                 StatusCode::OK
             };
-            let body = wire(&response);
+            let body = WireResponse::of(&response);
             (status, to_bytes(&body, body.size_hint()))
         }
         Ok(BatchResponse::Batch(responses)) => {
-            let bodies: Vec<WireResponse<'_>> = responses.iter().map(wire).collect();
+            let bodies: Vec<WireResponse<'_>> = responses.iter().map(WireResponse::of).collect();
             let size_hint = bodies.iter().map(|body| body.size_hint() + 1).sum();
             (StatusCode::OK, to_bytes(&bodies, size_hint))
         }
@@ -302,24 +302,6 @@ fn parse_get_request(query_string: &str) -> Result<Request, String> {
             .map_err(|error| format!("the `extensions` parameter is not a JSON object: {error}"))?;
     }
     Ok(request)
-}
-
-/// A request error (a document that does not parse or validate, an unknown
-/// operation) stops execution before it starts: no data, and no error has a
-/// path.
-fn is_request_error(response: &Response) -> bool {
-    response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|error| error.path.is_empty())
-}
-
-/// A response as it is sent (see [`WireResponse`]).
-fn wire(response: &Response) -> WireResponse<'_> {
-    if is_request_error(response) {
-        WireResponse::without_data(response)
-    } else {
-        WireResponse::new(response)
-    }
 }
 
 /// The JSON of `body`, or a coded internal error should it not serialize.

@@ -64,7 +64,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
-use crate::graphql::wire::WireResponse;
+use crate::graphql::wire::{WireResponse, is_request_error};
 
 /// Longest close reason allowed by RFC 6455 (125-byte payload minus the code).
 const MAX_CLOSE_REASON_BYTES: usize = 123;
@@ -995,14 +995,6 @@ fn tag_results(
             .into_stream(),
         )
         .boxed()
-}
-
-/// A response that reports a request error (parse, validation, unknown
-/// operation…): no data and no error tied to a field.
-fn is_request_error(response: &Response) -> bool {
-    response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|error| error.path.is_empty())
 }
 
 /// Messages sent to the client.

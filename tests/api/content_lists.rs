@@ -2,7 +2,7 @@
 //! by the stock executor): they answer exactly what the stock path answers
 //! for the same selection, byte for byte, in the same order.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::backend_tests;
@@ -44,20 +44,6 @@ fn declared(selection: &str) -> &'static str {
     } else {
         ""
     }
-}
-
-/// The raw body of a POST of `query` with `variables` as `token`.
-async fn raw(app: &TestApp, token: &str, query: &str, variables: Value) -> String {
-    app.client
-        .post(app.url("/graphql"))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 /// The `FIELD` value of a `{"data":{"FIELD":…}}` body, as text.
@@ -139,30 +125,30 @@ async fn lists_of_modules_and_videos_answer_exactly_what_single_objects_answer(b
     let flags = json!({ "yes": true, "no": false });
     for selection in MODULE_SELECTIONS {
         let (fields, fragments) = split(selection);
-        let list = raw(
-            &app,
-            &token,
-            &format!(
-                "query($s: UUID!{flags}) {{ session(id: $s) {{ modules {{ {fields} }} }} }} {fragments}",
-                flags = declared(selection)
-            ),
-            json!({ "s": session, "yes": true, "no": false }),
-        )
-        .await;
+        let list = app
+            .raw_as(
+                &token,
+                &format!(
+                    "query($s: UUID!{flags}) {{ session(id: $s) {{ modules {{ {fields} }} }} }} {fragments}",
+                    flags = declared(selection)
+                ),
+                json!({ "s": session, "yes": true, "no": false }),
+            )
+            .await;
         let mut singles = Vec::new();
         for module in &modules {
             let mut variables = flags.clone();
             variables["id"] = json!(module);
-            let single = raw(
-                &app,
-                &token,
-                &format!(
-                    "query($id: UUID!{flags}) {{ module(id: $id) {{ {fields} }} }} {fragments}",
-                    flags = declared(selection)
-                ),
-                variables,
-            )
-            .await;
+            let single = app
+                .raw_as(
+                    &token,
+                    &format!(
+                        "query($id: UUID!{flags}) {{ module(id: $id) {{ {fields} }} }} {fragments}",
+                        flags = declared(selection)
+                    ),
+                    variables,
+                )
+                .await;
             singles.push(data_of(&single, "module").to_owned());
         }
         assert_eq!(
@@ -176,9 +162,7 @@ async fn lists_of_modules_and_videos_answer_exactly_what_single_objects_answer(b
         for module in &modules {
             let mut variables = flags.clone();
             variables["id"] = json!(module);
-            let list = raw(
-                &app,
-                &token,
+            let list = app.raw_as(&token,
                 &format!(
                     "query($id: UUID!{flags}) {{ module(id: $id) {{ videos {{ {fields} }} }} }} {fragments}",
                     flags = declared(selection)
@@ -190,16 +174,16 @@ async fn lists_of_modules_and_videos_answer_exactly_what_single_objects_answer(b
             for (_, video) in videos.iter().filter(|(owner, _)| owner == module) {
                 let mut variables = flags.clone();
                 variables["id"] = json!(video);
-                let single = raw(
-                    &app,
-                    &token,
-                    &format!(
-                        "query($id: UUID!{flags}) {{ video(id: $id) {{ {fields} }} }} {fragments}",
-                        flags = declared(selection)
-                    ),
-                    variables,
-                )
-                .await;
+                let single = app
+                    .raw_as(
+                        &token,
+                        &format!(
+                            "query($id: UUID!{flags}) {{ video(id: $id) {{ {fields} }} }} {fragments}",
+                            flags = declared(selection)
+                        ),
+                        variables,
+                    )
+                    .await;
                 singles.push(data_of(&single, "video").to_owned());
             }
             assert_eq!(
@@ -246,22 +230,22 @@ async fn a_list_asked_for_by_several_fragments_answers_their_merged_selection(ba
     let token = world.login(&app, "guardian").await;
     let session = world.sessions["user"];
     let variables = json!({ "s": session });
-    let merged = raw(
-        &app,
-        &token,
-        "query($s: UUID!) { session(id: $s) { ...A ...B } }
+    let merged = app
+        .raw_as(
+            &token,
+            "query($s: UUID!) { session(id: $s) { ...A ...B } }
          fragment A on Session { modules { id videos { id } } }
          fragment B on Session { modules { name videos { fileName } } }",
-        variables.clone(),
-    )
-    .await;
-    let written_out = raw(
-        &app,
-        &token,
-        "query($s: UUID!) { session(id: $s) { modules { id videos { id fileName } name } } }",
-        variables.clone(),
-    )
-    .await;
+            variables.clone(),
+        )
+        .await;
+    let written_out = app
+        .raw_as(
+            &token,
+            "query($s: UUID!) { session(id: $s) { modules { id videos { id fileName } name } } }",
+            variables.clone(),
+        )
+        .await;
     assert!(merged.contains("fileName"), "{merged}");
     assert_eq!(merged, written_out);
     let module = app
@@ -273,20 +257,20 @@ async fn a_list_asked_for_by_several_fragments_answers_their_merged_selection(ba
         .await["session"]["modules"][0]["id"]
         .clone();
     let variables = json!({ "m": module });
-    let merged = raw(
-        &app,
-        &token,
-        "query($m: UUID!) { module(id: $m) { videos { id } ... on Module { videos { mimeType } } } }",
-        variables.clone(),
-    )
-    .await;
-    let written_out = raw(
-        &app,
-        &token,
-        "query($m: UUID!) { module(id: $m) { videos { id mimeType } } }",
-        variables,
-    )
-    .await;
+    let merged = app
+        .raw_as(
+            &token,
+            "query($m: UUID!) { module(id: $m) { videos { id } ... on Module { videos { mimeType } } } }",
+            variables.clone(),
+        )
+        .await;
+    let written_out = app
+        .raw_as(
+            &token,
+            "query($m: UUID!) { module(id: $m) { videos { id mimeType } } }",
+            variables,
+        )
+        .await;
     assert!(merged.contains("mimeType"), "{merged}");
     assert_eq!(merged, written_out);
 }

@@ -243,16 +243,8 @@ async fn fields_that_wait_on_the_database_keep_their_place_in_the_response(backe
         last: __typename
     } fragment Later on QueryRoot { second: session(id: $s) { status } }";
     let body = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&token)
-        .json(&json!({ "query": query, "variables": { "s": world.sessions["user"] } }))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .raw_as(&token, query, json!({ "s": world.sessions["user"] }))
+        .await;
     let at = |needle: &str| body.find(needle).unwrap_or_else(|| panic!("{needle} in {body}"));
     assert!(
         body.starts_with(r#"{"data":{"first":{"modules":[{"name":"#),
@@ -267,17 +259,7 @@ async fn fields_that_wait_on_the_database_keep_their_place_in_the_response(backe
     let page = "{ sessions(first: 5) {
         nodes { modules { id } id } edges { node { guardian { id } name } cursor } pageInfo { hasNextPage } totalCount
     } }";
-    let body = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&token)
-        .json(&json!({ "query": page }))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = app.raw_as(&token, page, json!({})).await;
     let at = |needle: &str| body.find(needle).unwrap_or_else(|| panic!("{needle} in {body}"));
     assert!(
         body.starts_with(r#"{"data":{"sessions":{"nodes":[{"modules":"#),

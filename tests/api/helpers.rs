@@ -212,6 +212,21 @@ impl TestApp {
         (status, response.json().await.expect("JSON body"))
     }
 
+    /// The body of a POST of `query` with `variables` as `token`, as text
+    /// (for what parsing would hide: the order of keys, exact bytes).
+    pub async fn raw_as(&self, token: &str, query: &str, variables: Value) -> String {
+        self.client
+            .post(self.url("/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("text body")
+    }
+
     /// Runs a GraphQL operation that must succeed and returns its `data`.
     pub async fn graphql_ok(&self, query: &str, variables: Value) -> Value {
         let (status, body) = self.post_graphql(query, variables).await;

@@ -25,7 +25,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use async_graphql::parser::types::{Field, Selection, SelectionSet};
+use async_graphql::parser::types::{Directive, Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::{
     ContextSelectionSet, Name, OutputType, Positioned, QueryPathSegment, ServerError, ServerResult, Value,
@@ -36,76 +36,25 @@ use uuid::Uuid;
 
 use super::{Module, Video};
 use crate::error::AppError;
+use crate::graphql::collect::{Collector, Group};
 use crate::graphql::json::JsonWriter;
 use crate::graphql::loaders::{Loaders, Rows, VideosOfModule};
 use crate::graphql::wire;
 
-/// The fields of one response key: every field the selection sets ask
-/// under that key (more than one when fragments repeat it).
-type Group<'a> = (Name, Vec<&'a Positioned<Field>>);
-
-/// GraphQL's CollectFields for an object of type `type_name` over `sets`
-/// (the selection sets of every field merged under one key).
+/// CollectFields for an object of type `type_name` over `sets`, on the
+/// executed document (async-graphql removed what `@skip`/`@include` leave
+/// out).
 fn collect_fields<'a>(
     ctx: &ContextSelectionSet<'a>,
     sets: &[&'a SelectionSet],
     type_name: &str,
-) -> ServerResult<Vec<Group<'a>>> {
-    fn walk<'a>(
-        ctx: &ContextSelectionSet<'a>,
-        set: &'a SelectionSet,
-        type_name: &str,
-        groups: &mut Vec<Group<'a>>,
-    ) -> ServerResult<()> {
-        for selection in &set.items {
-            let (condition, inner) = match &selection.node {
-                Selection::Field(field) => {
-                    let key = &field.node.response_key().node;
-                    match groups.iter_mut().find(|(name, _)| name == key) {
-                        Some((_, fields)) => fields.push(field),
-                        None => groups.push((key.clone(), vec![field])),
-                    }
-                    continue;
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = &spread.node.fragment_name.node;
-                    let fragment = ctx.query_env.fragments.get(name).ok_or_else(|| {
-                        ServerError::new(format!(r#"Unknown fragment "{name}"."#), Some(spread.pos))
-                    })?;
-                    (
-                        Some(fragment.node.type_condition.node.on.node.as_str()),
-                        &fragment.node.selection_set.node,
-                    )
-                }
-                Selection::InlineFragment(fragment) => (
-                    fragment
-                        .node
-                        .type_condition
-                        .as_ref()
-                        .map(|condition| condition.node.on.node.as_str()),
-                    &fragment.node.selection_set.node,
-                ),
-            };
-            let applies = condition.is_none_or(|condition| {
-                condition == type_name
-                    || ctx
-                        .schema_env
-                        .registry
-                        .implements
-                        .get(type_name)
-                        .is_some_and(|interfaces| interfaces.contains(condition))
-            });
-            if applies {
-                walk(ctx, inner, type_name, groups)?;
-            }
-        }
-        Ok(())
+) -> Vec<Group<'a>> {
+    Collector {
+        fragments: &ctx.query_env.fragments,
+        registry: &ctx.schema_env.registry,
+        skips: |_: &[Positioned<Directive>]| false,
     }
-    let mut groups = Vec::new();
-    for set in sets {
-        walk(ctx, set, type_name, &mut groups)?;
-    }
-    Ok(groups)
+    .collect(sets, type_name)
 }
 
 /// The merged selection sets of a group's fields (for an object field).
@@ -146,7 +95,8 @@ impl Scalar<'_> {
         }
     }
 
-    /// About how many bytes it takes (at most, but for escapes).
+    /// About how many bytes it takes (escapes and 9-digit fractions of a
+    /// second take more: the buffer then grows).
     fn size(&self) -> usize {
         match self {
             Self::Text(text) => text.len() + 2,
@@ -155,6 +105,43 @@ impl Scalar<'_> {
             Self::Time(_) => 34,
         }
     }
+}
+
+/// Writes `rows` as a list of objects: each key of `steps` (as JSON, with
+/// its colon), then its value, which `value` writes.
+fn write_objects<R, S>(
+    json: &mut JsonWriter,
+    rows: &[R],
+    steps: &[(Vec<u8>, S)],
+    mut value: impl FnMut(&S, &R, &mut JsonWriter),
+) {
+    json.byte(b'[');
+    for (index, row) in rows.iter().enumerate() {
+        if index > 0 {
+            json.byte(b',');
+        }
+        json.byte(b'{');
+        for (at, (key, step)) in steps.iter().enumerate() {
+            if at > 0 {
+                json.byte(b',');
+            }
+            json.raw(key);
+            value(step, row, json);
+        }
+        json.byte(b'}');
+    }
+    json.byte(b']');
+}
+
+/// About how many bytes [`write_objects`] writes, each value taking what
+/// `size` says.
+fn objects_size<R, S>(rows: &[R], steps: &[(Vec<u8>, S)], size: impl Fn(&S, &R) -> usize) -> usize {
+    let keys: usize = steps.iter().map(|(key, _)| key.len() + 1).sum();
+    let values: usize = rows
+        .iter()
+        .flat_map(|row| steps.iter().map(|(_, step)| size(step, row)))
+        .sum();
+    2 + rows.len() * (keys + 2) + values
 }
 
 /// A response key as JSON, with its colon: `"key":`.
@@ -302,13 +289,13 @@ struct VideoPlan {
 impl VideoPlan {
     fn collect(ctx: &ContextSelectionSet<'_>, sets: &[&SelectionSet]) -> ServerResult<Self> {
         let type_name = Video::type_name();
-        let groups = collect_fields(ctx, sets, &type_name)?;
+        let groups = collect_fields(ctx, sets, &type_name);
         let steps = groups
             .into_iter()
             .map(|(key, fields)| {
                 let field = fields[0];
                 VideoStep::named(&field.node.name.node)
-                    .map(|step| (key_json(&key), step))
+                    .map(|step| (key_json(key), step))
                     .ok_or_else(|| unknown_field(field, &type_name))
             })
             .collect::<ServerResult<_>>()?;
@@ -317,39 +304,16 @@ impl VideoPlan {
 
     /// Writes `rows` as a list.
     fn write(&self, rows: &[video::Model], json: &mut JsonWriter) {
-        json.byte(b'[');
-        for (index, row) in rows.iter().enumerate() {
-            if index > 0 {
-                json.byte(b',');
-            }
-            json.byte(b'{');
-            for (at, (key, step)) in self.steps.iter().enumerate() {
-                if at > 0 {
-                    json.byte(b',');
-                }
-                json.raw(key);
-                step.value(row, &self.type_name).write(json);
-            }
-            json.byte(b'}');
-        }
-        json.byte(b']');
+        write_objects(json, rows, &self.steps, |step, row, json| {
+            step.value(row, &self.type_name).write(json);
+        });
     }
 
     /// About how many bytes `rows` take as a list.
     fn size(&self, rows: &[video::Model]) -> usize {
-        let per_row: usize = self.steps.iter().map(|(key, _)| key.len() + 1).sum();
-        rows.iter()
-            .map(|row| {
-                per_row
-                    + 2
-                    + self
-                        .steps
-                        .iter()
-                        .map(|(_, step)| step.value(row, &self.type_name).size())
-                        .sum::<usize>()
-            })
-            .sum::<usize>()
-            + 2
+        objects_size(rows, &self.steps, |step, row| {
+            step.value(row, &self.type_name).size()
+        })
     }
 }
 
@@ -410,7 +374,7 @@ struct ModulePlan {
 impl ModulePlan {
     fn collect(ctx: &ContextSelectionSet<'_>) -> ServerResult<Self> {
         let type_name = Module::type_name();
-        let groups = collect_fields(ctx, &[&ctx.item.node], &type_name)?;
+        let groups = collect_fields(ctx, &[&ctx.item.node], &type_name);
         let mut steps = Vec::with_capacity(groups.len());
         for (key, fields) in groups {
             let name = fields[0].node.name.node.as_str();
@@ -419,7 +383,7 @@ impl ModulePlan {
             } else {
                 ModuleStep::Leaf(ModuleLeaf::named(name).ok_or_else(|| unknown_field(fields[0], &type_name))?)
             };
-            steps.push((key_json(&key), step));
+            steps.push((key_json(key), step));
         }
         Ok(Self { type_name, steps })
     }
@@ -438,45 +402,18 @@ impl ModulePlan {
 
     /// Writes `rows` as a list, each with its videos.
     fn write(&self, rows: &[module::Model], videos: &Prefetched, json: &mut JsonWriter) {
-        json.byte(b'[');
-        for (index, row) in rows.iter().enumerate() {
-            if index > 0 {
-                json.byte(b',');
-            }
-            json.byte(b'{');
-            for (at, (key, step)) in self.steps.iter().enumerate() {
-                if at > 0 {
-                    json.byte(b',');
-                }
-                json.raw(key);
-                match step {
-                    ModuleStep::Leaf(leaf) => leaf.value(row, &self.type_name).write(json),
-                    ModuleStep::Videos(plan) => plan.write(videos_of(videos, row), json),
-                }
-            }
-            json.byte(b'}');
-        }
-        json.byte(b']');
+        write_objects(json, rows, &self.steps, |step, row, json| match step {
+            ModuleStep::Leaf(leaf) => leaf.value(row, &self.type_name).write(json),
+            ModuleStep::Videos(plan) => plan.write(videos_of(videos, row), json),
+        });
     }
 
     /// About how many bytes `rows` take as a list.
     fn size(&self, rows: &[module::Model], videos: &Prefetched) -> usize {
-        let per_row: usize = self.steps.iter().map(|(key, _)| key.len() + 1).sum();
-        rows.iter()
-            .map(|row| {
-                per_row
-                    + 2
-                    + self
-                        .steps
-                        .iter()
-                        .map(|(_, step)| match step {
-                            ModuleStep::Leaf(leaf) => leaf.value(row, &self.type_name).size(),
-                            ModuleStep::Videos(plan) => plan.size(videos_of(videos, row)),
-                        })
-                        .sum::<usize>()
-            })
-            .sum::<usize>()
-            + 2
+        objects_size(rows, &self.steps, |step, row| match step {
+            ModuleStep::Leaf(leaf) => leaf.value(row, &self.type_name).size(),
+            ModuleStep::Videos(plan) => plan.size(videos_of(videos, row)),
+        })
     }
 }
 
